@@ -1,0 +1,57 @@
+//! Limits and behaviour switches, each with a safe default.
+
+/// How data messages are delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum MessageMode {
+    /// Whole messages: fragments are assembled and a message is delivered once,
+    /// as [`Event::Text`](crate::Event::Text) or [`Event::Binary`](crate::Event::Binary).
+    /// Memory grows with the message, up to [`Config::max_message_size`].
+    #[default]
+    Whole,
+    /// Streaming: payload is delivered as it arrives, as
+    /// [`Event::Fragment`](crate::Event::Fragment), with memory bounded by one read,
+    /// whatever the message size.
+    Streaming,
+}
+
+/// Connection configuration. Every limit has a safe default; `u64::MAX`
+/// disables a size limit.
+///
+/// ```
+/// use wsmachine::{Config, MessageMode};
+/// let mut config = Config::default();
+/// config.max_message_size = 1 << 20;
+/// config.mode = MessageMode::Streaming;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// Largest payload of one received frame, checked on the header before any
+    /// payload is buffered (RFC 6455 §10.4). Over it: close 1009. Default 16 MiB.
+    pub max_frame_size: u64,
+    /// Largest received message (sum of its fragments), checked on each frame
+    /// header before its payload is buffered. Over it: close 1009. Default 64 MiB.
+    /// It applies in streaming mode too; set `u64::MAX` there to pass huge messages.
+    pub max_message_size: u64,
+    /// Whole messages or streaming fragments.
+    pub mode: MessageMode,
+    /// Answer every ping with a pong automatically (RFC 6455 §5.5.2). Default on.
+    /// Off: the application must call [`Connection::send_pong`](crate::Connection::send_pong).
+    pub auto_pong: bool,
+    /// The least free space [`Connection::recv_buffer`](crate::Connection::recv_buffer)
+    /// hands out. Default 16 KiB.
+    pub read_buffer_size: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_frame_size: 16 << 20,
+            max_message_size: 64 << 20,
+            mode: MessageMode::Whole,
+            auto_pong: true,
+            read_buffer_size: 16 << 10,
+        }
+    }
+}

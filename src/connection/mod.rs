@@ -1,0 +1,717 @@
+//! The connection state machine: open → closing → closed (RFC 6455 §5–§7).
+
+mod event;
+mod recv;
+
+use alloc::boxed::Box;
+use alloc::string::ToString;
+use alloc::vec::Vec;
+use core::ops::Range;
+
+pub use event::{CloseInfo, Event, Fragment, Initiator, OwnedEvent};
+use recv::Rx;
+
+use crate::close::{CloseCode, CloseFrame, MAX_REASON_LEN};
+use crate::config::{Config, MessageMode};
+use crate::entropy::Entropy;
+use crate::error::{Error, ProtocolError, UsageError};
+use crate::frame::{Decoded, DecoderConfig, FrameDecoder, FrameHeader, OpCode, Role, encode_frame};
+use crate::message::{FrameClass, MessageKind, MessageReader};
+use crate::utf8::{self, Utf8Validator};
+
+/// A WebSocket connection as a state machine, for either role, with no I/O.
+///
+/// The verbs come in three families:
+///
+/// - **inputs**: [`handle_read`](Self::handle_read) (or
+///   [`recv_buffer`](Self::recv_buffer) + [`commit_recv`](Self::commit_recv) to read
+///   straight into the connection's buffer) and [`handle_eof`](Self::handle_eof);
+/// - **commands**: [`send_text`](Self::send_text), [`send_binary`](Self::send_binary),
+///   [`send_fragment`](Self::send_fragment), [`send_ping`](Self::send_ping),
+///   [`send_pong`](Self::send_pong), [`close`](Self::close);
+/// - **outputs**: [`poll_event`](Self::poll_event) and
+///   [`poll_transmit`](Self::poll_transmit) / [`transmitted`](Self::transmitted).
+///
+/// After every input or command, drain the outputs: events first (handling an
+/// event can queue bytes, such as a pong or a close echo), then transmits.
+///
+/// ```
+/// use wsmachine::{Config, Connection, Event, SeededEntropy};
+/// let mut client = Connection::open_client(Config::default(), SeededEntropy::new(1));
+/// let mut server = Connection::open_server(Config::default());
+///
+/// client.send_text("hello").unwrap();
+/// server.handle_read(client.poll_transmit().unwrap());
+/// let n = client.poll_transmit().unwrap().len();
+/// client.transmitted(n);
+///
+/// assert_eq!(server.poll_event(), Some(Event::Text("hello")));
+/// assert_eq!(server.poll_event(), None);
+/// ```
+pub struct Connection {
+    /// Every received byte lives here ...
+    rx: Rx,
+    /// ... and all protocol state here, so an event can borrow bytes from `rx`
+    /// while a failure path mutates `core`.
+    core: Core,
+}
+
+struct Core {
+    role: Role,
+    config: Config,
+    entropy: Option<Box<dyn Entropy + Send>>,
+    state: State,
+    decoder: FrameDecoder,
+    reader: MessageReader,
+    /// How the frame being read is handled, once its header is read.
+    frame: Option<Disposition>,
+    /// What to drop at the next mutation: the bytes of the event handed out.
+    release: Release,
+    /// Streaming mode: whether the message in progress has delivered a piece.
+    streamed: bool,
+    eof: bool,
+    tx: Vec<u8>,
+    tx_pos: usize,
+    /// The kind of the fragmented message being sent, if any.
+    tx_message: Option<MessageKind>,
+    tx_utf8: Utf8Validator,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Disposition {
+    /// A control frame, kept whole in the receive buffer.
+    Control(OpCode),
+    /// A single-frame message in whole-message mode, kept in place and handed out without a copy.
+    InPlace(MessageKind),
+    /// A fragment of a message in whole-message mode, copied to the assembly buffer.
+    Assembled,
+    /// Streaming mode: each chunk is handed out as it arrives.
+    Streamed(MessageKind),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Release {
+    Nothing,
+    Held,
+    Message,
+}
+
+enum State {
+    Open,
+    /// We sent a close frame and wait for the peer's (RFC 6455 §7.1.3: CLOSING).
+    CloseSent,
+    /// The connection is over; `reported` once the event was handed out.
+    Closed {
+        info: CloseInfo,
+        reported: bool,
+    },
+}
+
+/// An event found by the parser, as positions (no borrow), turned into an
+/// [`Event`] once parsing is done.
+enum Ready {
+    /// A whole message, in place in the receive buffer or in the assembly buffer.
+    Message(MessageKind, Source),
+    /// A streamed piece of a message, in the receive buffer.
+    Piece {
+        kind: MessageKind,
+        range: Range<usize>,
+        first: bool,
+        last: bool,
+    },
+    Ping(Range<usize>),
+    Pong(Range<usize>),
+    Closed,
+}
+
+#[derive(Clone)]
+enum Source {
+    InPlace(Range<usize>),
+    Assembled,
+}
+
+impl Connection {
+    /// A client connection whose opening handshake is already done (for
+    /// example a stream upgraded elsewhere). `entropy` supplies masking keys.
+    pub fn open_client(config: Config, entropy: impl Entropy + Send + 'static) -> Self {
+        Self::new(Role::Client, config, Some(Box::new(entropy)))
+    }
+
+    /// A server connection whose opening handshake is already done.
+    pub fn open_server(config: Config) -> Self {
+        Self::new(Role::Server, config, None)
+    }
+
+    fn new(role: Role, config: Config, entropy: Option<Box<dyn Entropy + Send>>) -> Self {
+        let decoder = FrameDecoder::new(DecoderConfig {
+            role,
+            max_frame_size: config.max_frame_size,
+            allowed_rsv: 0,
+        });
+        let reader = MessageReader::new(config.max_message_size);
+        Self {
+            rx: Rx::default(),
+            core: Core {
+                role,
+                config,
+                entropy,
+                state: State::Open,
+                decoder,
+                reader,
+                frame: None,
+                release: Release::Nothing,
+                streamed: false,
+                eof: false,
+                tx: Vec::new(),
+                tx_pos: 0,
+                tx_message: None,
+                tx_utf8: Utf8Validator::new(),
+            },
+        }
+    }
+
+    /// This endpoint's role.
+    pub fn role(&self) -> Role {
+        self.core.role
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.core.config
+    }
+
+    /// Whether messages may still be sent: no close frame was sent or received.
+    pub fn is_open(&self) -> bool {
+        matches!(self.core.state, State::Open)
+    }
+
+    /// Whether the connection is over (the [`Event::Closed`] may still be pending).
+    /// Once closed and its transmits are drained, the transport can be closed.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.core.state, State::Closed { .. })
+    }
+
+    /// How the connection ended, once it has.
+    pub fn close_info(&self) -> Option<&CloseInfo> {
+        match &self.core.state {
+            State::Closed { info, .. } => Some(info),
+            _ => None,
+        }
+    }
+
+    // ----- inputs -----
+
+    /// Input: bytes received from the peer. They are copied into the
+    /// connection's buffer and parsed by [`poll_event`](Self::poll_event).
+    /// Bytes received after the connection closed are discarded.
+    pub fn handle_read(&mut self, data: &[u8]) {
+        self.settle();
+        if !self.is_closed() {
+            self.rx.extend(data);
+        }
+    }
+
+    /// Input, without a copy: free space in the receive buffer to read into,
+    /// at least [`Config::read_buffer_size`] bytes. Report what was read with
+    /// [`commit_recv`](Self::commit_recv).
+    pub fn recv_buffer(&mut self) -> &mut [u8] {
+        self.settle();
+        self.rx.reserve(self.core.config.read_buffer_size.max(1));
+        &mut self.rx.buf[self.rx.end..]
+    }
+
+    /// Input: `n` bytes were written at the start of [`recv_buffer`](Self::recv_buffer).
+    /// `n` is clamped to the buffer handed out.
+    pub fn commit_recv(&mut self, n: usize) {
+        if self.is_closed() {
+            return;
+        }
+        let n = n.min(self.rx.buf.len() - self.rx.end);
+        self.rx.end += n;
+    }
+
+    /// Input: the peer closed its side of the stream (a read returned 0 bytes).
+    /// Bytes already received are still parsed; if the closing handshake has not
+    /// completed by then, the connection closes with 1006 (RFC 6455 §7.1.5).
+    pub fn handle_eof(&mut self) {
+        self.core.eof = true;
+    }
+
+    // ----- outputs -----
+
+    /// Output: the next event, parsing received bytes as needed. Returns `None`
+    /// when more input is needed (or after the [`Event::Closed`] was delivered).
+    ///
+    /// The event borrows the connection until its next mutation.
+    pub fn poll_event(&mut self) -> Option<Event<'_>> {
+        self.settle();
+        let ready = self.parse()?;
+        let Self { rx, core } = self;
+        Some(match ready {
+            Ready::Message(kind, source) => {
+                let bytes = match source {
+                    Source::InPlace(range) => &rx.buf[range],
+                    Source::Assembled => &rx.message[..],
+                };
+                match kind {
+                    MessageKind::Binary => Event::Binary(bytes),
+                    // A message kept in place is validated here, in one pass over it
+                    // (its last chunk was not validated on arrival); an assembled one
+                    // was validated chunk by chunk, so this cannot fail for it.
+                    MessageKind::Text => match utf8::from_utf8(bytes) {
+                        Ok(text) => Event::Text(text),
+                        Err(_) => Event::Closed(core.fail(ProtocolError::InvalidUtf8)),
+                    },
+                }
+            }
+            Ready::Piece {
+                kind,
+                range,
+                first,
+                last,
+            } => Event::Fragment(Fragment {
+                kind,
+                data: &rx.buf[range],
+                first,
+                last,
+            }),
+            Ready::Ping(range) => Event::Ping(&rx.buf[range]),
+            Ready::Pong(range) => Event::Pong(&rx.buf[range]),
+            Ready::Closed => match &core.state {
+                State::Closed { info, .. } => Event::Closed(info),
+                _ => unreachable!("Ready::Closed is only produced once the state is Closed"),
+            },
+        })
+    }
+
+    /// Output: the bytes waiting to be sent, or `None` if there are none.
+    /// Report how many were written with [`transmitted`](Self::transmitted).
+    pub fn poll_transmit(&self) -> Option<&[u8]> {
+        let pending = &self.core.tx[self.core.tx_pos..];
+        (!pending.is_empty()).then_some(pending)
+    }
+
+    /// Input: `n` bytes from [`poll_transmit`](Self::poll_transmit) were written.
+    /// `n` is clamped to what was pending.
+    pub fn transmitted(&mut self, n: usize) {
+        let core = &mut self.core;
+        core.tx_pos = (core.tx_pos + n).min(core.tx.len());
+        if core.tx_pos == core.tx.len() {
+            core.tx.clear();
+            core.tx_pos = 0;
+        }
+    }
+
+    /// Output: appends every byte waiting to be sent to `out` and marks them sent.
+    pub fn drain_transmit(&mut self, out: &mut Vec<u8>) {
+        let core = &mut self.core;
+        if out.is_empty() && core.tx_pos == 0 {
+            core::mem::swap(out, &mut core.tx);
+        } else {
+            out.extend_from_slice(&core.tx[core.tx_pos..]);
+            core.tx.clear();
+        }
+        core.tx_pos = 0;
+    }
+
+    /// Bytes waiting to be sent.
+    pub fn pending_transmit(&self) -> usize {
+        self.core.tx.len() - self.core.tx_pos
+    }
+
+    // ----- commands -----
+
+    /// Command: sends a text message in one frame.
+    pub fn send_text(&mut self, text: &str) -> Result<(), Error> {
+        self.core.send_message(MessageKind::Text, text.as_bytes())
+    }
+
+    /// Command: sends a binary message in one frame.
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.core.send_message(MessageKind::Binary, data)
+    }
+
+    /// Command: sends one fragment of a message (RFC 6455 §5.4). The first call
+    /// starts a message of `kind`; later calls continue it (with the same
+    /// `kind`) until one has `fin` set. Text fragments may split a code point,
+    /// but together they must be valid UTF-8. Pings, pongs and a close may be
+    /// sent between fragments; other messages may not.
+    ///
+    /// ```
+    /// use wsmachine::{Config, Connection, MessageKind};
+    /// let mut server = Connection::open_server(Config::default());
+    /// server.send_fragment(MessageKind::Text, "hel".as_bytes(), false).unwrap();
+    /// server.send_ping(b"between").unwrap();
+    /// server.send_fragment(MessageKind::Text, "lo".as_bytes(), true).unwrap();
+    /// ```
+    pub fn send_fragment(
+        &mut self,
+        kind: MessageKind,
+        data: &[u8],
+        fin: bool,
+    ) -> Result<(), Error> {
+        self.core.send_fragment(kind, data, fin)
+    }
+
+    /// Command: sends a ping (payload at most 125 bytes).
+    pub fn send_ping(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.core.send_control(OpCode::PING, payload)
+    }
+
+    /// Command: sends a pong (payload at most 125 bytes), for example when
+    /// [`Config::auto_pong`] is off, or unsolicited as a heartbeat (RFC 6455 §5.5.3).
+    pub fn send_pong(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.core.send_control(OpCode::PONG, payload)
+    }
+
+    /// Command: starts the closing handshake (RFC 6455 §7.1.2) with a code that
+    /// may be sent on the wire and a reason of at most 123 bytes. No more
+    /// messages can be sent; received messages are still delivered until the
+    /// peer's close frame arrives.
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        if !code.is_sendable() {
+            return Err(UsageError::InvalidCloseCode(code.0).into());
+        }
+        let frame =
+            CloseFrame::new(code, reason).ok_or(UsageError::CloseReasonTooLong(reason.len()))?;
+        if !self.is_open() {
+            return Err(UsageError::Closed.into());
+        }
+        self.core.queue_close(Some(&frame));
+        self.core.state = State::CloseSent;
+        Ok(())
+    }
+
+    // ----- the parser -----
+
+    /// Drops the bytes of the event handed out last.
+    #[inline]
+    fn settle(&mut self) {
+        match core::mem::replace(&mut self.core.release, Release::Nothing) {
+            Release::Nothing => {}
+            Release::Held => self.rx.release(),
+            Release::Message => self.rx.message.clear(),
+        }
+    }
+
+    /// Parses received bytes until an event is ready or more bytes are needed.
+    fn parse(&mut self) -> Option<Ready> {
+        if let State::Closed { reported, .. } = &mut self.core.state {
+            return if core::mem::replace(reported, true) {
+                None
+            } else {
+                Some(Ready::Closed)
+            };
+        }
+        loop {
+            let step = {
+                let rx = &mut self.rx;
+                self.core.decoder.decode(&mut rx.buf[rx.cursor..rx.end])
+            };
+            let result = match step {
+                Ok(Decoded::Partial { .. }) => {
+                    if self.core.eof {
+                        self.core.end_of_stream();
+                        return Some(Ready::Closed);
+                    }
+                    return None;
+                }
+                Ok(Decoded::Header { header, len }) => {
+                    // Nothing is held between frames: the header bytes go at once.
+                    self.rx.cursor += len;
+                    self.rx.release();
+                    self.begin_frame(&header)
+                }
+                Ok(Decoded::Payload { len, frame_end }) => {
+                    let range = self.rx.cursor..self.rx.cursor + len;
+                    self.rx.cursor += len;
+                    self.payload(range, frame_end)
+                }
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(None) => {}
+                Ok(Some(ready)) => return Some(ready),
+                Err(e) => {
+                    self.core.fail(e);
+                    return Some(Ready::Closed);
+                }
+            }
+        }
+    }
+
+    fn begin_frame(&mut self, header: &FrameHeader) -> Result<Option<Ready>, ProtocolError> {
+        let core = &mut self.core;
+        let disposition = match core.reader.begin_frame(header)? {
+            FrameClass::Control(opcode) => Disposition::Control(opcode),
+            FrameClass::Data { kind, first, fin } => match core.config.mode {
+                MessageMode::Whole if first && fin => Disposition::InPlace(kind),
+                MessageMode::Whole => Disposition::Assembled,
+                MessageMode::Streaming => {
+                    if first {
+                        core.streamed = false;
+                    }
+                    Disposition::Streamed(kind)
+                }
+            },
+        };
+        core.frame = Some(disposition);
+        if header.payload_len == 0 {
+            let at = self.rx.cursor;
+            return self.end_frame(at..at);
+        }
+        Ok(None)
+    }
+
+    fn payload(
+        &mut self,
+        range: Range<usize>,
+        frame_end: bool,
+    ) -> Result<Option<Ready>, ProtocolError> {
+        let core = &mut self.core;
+        let chunk = &self.rx.buf[range.clone()];
+        match core.frame {
+            // Kept whole in place; a text message is validated on arrival except
+            // for the chunk that completes it, which is validated with the whole.
+            Some(Disposition::InPlace(_)) if !frame_end => core.reader.data(chunk)?,
+            Some(Disposition::Control(_) | Disposition::InPlace(_)) | None => {}
+            Some(Disposition::Assembled) => {
+                core.reader.data(chunk)?;
+                // RFC 6455 §10.4: the limit was checked on the header.
+                self.rx.message.extend_from_slice(chunk);
+                self.rx.release();
+            }
+            Some(Disposition::Streamed(kind)) => {
+                core.reader.data(chunk)?;
+                if !frame_end {
+                    return Ok(Some(core.piece(kind, range, false)));
+                }
+            }
+        }
+        if frame_end {
+            return self.end_frame(range);
+        }
+        Ok(None)
+    }
+
+    /// The current frame is complete; `last` is its final chunk (maybe empty).
+    fn end_frame(&mut self, last: Range<usize>) -> Result<Option<Ready>, ProtocolError> {
+        let core = &mut self.core;
+        let held = self.rx.held();
+        let Some(disposition) = core.frame.take() else {
+            return Ok(None);
+        };
+        Ok(match disposition {
+            Disposition::Control(opcode) => {
+                core.release = Release::Held;
+                core.control(opcode, &self.rx.buf[held.clone()], held)?
+            }
+            Disposition::InPlace(kind) => {
+                core.reader.end_frame_unvalidated();
+                core.release = Release::Held;
+                Some(Ready::Message(kind, Source::InPlace(held)))
+            }
+            Disposition::Assembled => core.reader.end_frame()?.map(|kind| {
+                core.release = Release::Message;
+                Ready::Message(kind, Source::Assembled)
+            }),
+            Disposition::Streamed(kind) => {
+                let done = core.reader.end_frame()?.is_some();
+                // An empty frame that does not end the message has nothing to say.
+                (done || !last.is_empty()).then(|| core.piece(kind, last, done))
+            }
+        })
+    }
+}
+
+impl Core {
+    fn piece(&mut self, kind: MessageKind, range: Range<usize>, last: bool) -> Ready {
+        let first = !core::mem::replace(&mut self.streamed, true);
+        self.release = Release::Held;
+        Ready::Piece {
+            kind,
+            range,
+            first,
+            last,
+        }
+    }
+
+    /// A whole control frame arrived (RFC 6455 §5.5).
+    fn control(
+        &mut self,
+        opcode: OpCode,
+        payload: &[u8],
+        range: Range<usize>,
+    ) -> Result<Option<Ready>, ProtocolError> {
+        Ok(Some(match opcode {
+            OpCode::PING => {
+                // RFC 6455 §5.5.2: answer with a pong carrying the same data, unless
+                // a close was already sent (nothing more is sent after it).
+                if self.config.auto_pong && matches!(self.state, State::Open) {
+                    self.queue(OpCode::PONG, true, payload);
+                }
+                Ready::Ping(range)
+            }
+            OpCode::PONG => Ready::Pong(range),
+            _ => {
+                let frame = CloseFrame::parse(payload)?;
+                let code = frame
+                    .as_ref()
+                    .map_or(CloseCode::NO_STATUS, CloseFrame::code);
+                let initiator = match self.state {
+                    // RFC 6455 §5.5.1: answer a close we did not start with a close,
+                    // echoing the status code.
+                    State::Open => {
+                        let echo = frame.as_ref().and_then(|f| CloseFrame::new(f.code(), ""));
+                        self.queue_close(echo.as_ref());
+                        Initiator::Remote
+                    }
+                    _ => Initiator::Local,
+                };
+                self.state = State::Closed {
+                    info: CloseInfo {
+                        code,
+                        frame,
+                        initiator,
+                        clean: true,
+                        error: None,
+                    },
+                    reported: true,
+                };
+                Ready::Closed
+            }
+        }))
+    }
+
+    /// RFC 6455 §7.1.7: fail the connection: send a close with the error's code
+    /// (unless one was sent already) and process nothing more.
+    fn fail(&mut self, error: ProtocolError) -> &CloseInfo {
+        let code = error.close_code();
+        let mut reason = error.to_string();
+        let mut cut = reason.len().min(MAX_REASON_LEN);
+        while !reason.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        reason.truncate(cut);
+        let frame = CloseFrame::new(code, &reason);
+        if matches!(self.state, State::Open) {
+            self.queue_close(frame.as_ref());
+        }
+        self.frame = None;
+        self.state = State::Closed {
+            info: CloseInfo {
+                code,
+                frame,
+                initiator: Initiator::Local,
+                clean: false,
+                error: Some(error.into()),
+            },
+            reported: true,
+        };
+        match &self.state {
+            State::Closed { info, .. } => info,
+            _ => unreachable!(),
+        }
+    }
+
+    /// The stream ended before the closing handshake completed: 1006 (RFC 6455 §7.1.5).
+    fn end_of_stream(&mut self) {
+        let initiator = match self.state {
+            State::CloseSent => Initiator::Local,
+            _ => Initiator::Remote,
+        };
+        self.state = State::Closed {
+            info: CloseInfo {
+                code: CloseCode::ABNORMAL,
+                frame: None,
+                initiator,
+                clean: false,
+                error: None,
+            },
+            reported: true,
+        };
+    }
+
+    fn queue_close(&mut self, frame: Option<&CloseFrame>) {
+        let mut payload = [0; 125];
+        let n = frame.map_or(0, |f| f.payload(&mut payload));
+        self.queue(OpCode::CLOSE, true, &payload[..n]);
+    }
+
+    /// Encodes a frame into the outgoing buffer; a client masks it with a fresh key.
+    #[inline]
+    fn queue(&mut self, opcode: OpCode, fin: bool, payload: &[u8]) {
+        let mask = self.entropy.as_mut().map(|entropy| {
+            let mut key = [0; 4];
+            entropy.fill(&mut key);
+            key
+        });
+        encode_frame(&mut self.tx, &FrameHeader::new(opcode, fin, mask), payload);
+    }
+
+    fn check_can_send_data(&self) -> Result<(), UsageError> {
+        // RFC 6455 §5.5.1: no data frames after a close frame.
+        if !matches!(self.state, State::Open) {
+            return Err(UsageError::Closed);
+        }
+        Ok(())
+    }
+
+    fn send_message(&mut self, kind: MessageKind, data: &[u8]) -> Result<(), Error> {
+        self.check_can_send_data()?;
+        if self.tx_message.is_some() {
+            return Err(UsageError::FragmentInProgress.into());
+        }
+        self.queue(kind.opcode(), true, data);
+        Ok(())
+    }
+
+    fn send_fragment(&mut self, kind: MessageKind, data: &[u8], fin: bool) -> Result<(), Error> {
+        self.check_can_send_data()?;
+        let opcode = match self.tx_message {
+            None => kind.opcode(),
+            Some(current) if current == kind => OpCode::CONTINUATION,
+            Some(_) => return Err(UsageError::FragmentKindMismatch.into()),
+        };
+        if kind == MessageKind::Text {
+            // Validate on a copy so that a refused fragment leaves no trace.
+            let mut utf8 = self.tx_utf8.clone();
+            utf8.feed(data).map_err(|_| UsageError::InvalidUtf8)?;
+            if fin {
+                utf8.finish().map_err(|_| UsageError::InvalidUtf8)?;
+            }
+            self.tx_utf8 = utf8;
+        }
+        self.queue(opcode, fin, data);
+        self.tx_message = if fin { None } else { Some(kind) };
+        Ok(())
+    }
+
+    fn send_control(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), Error> {
+        if !matches!(self.state, State::Open) {
+            return Err(UsageError::Closed.into());
+        }
+        // RFC 6455 §5.5: control frame payloads are at most 125 bytes.
+        if payload.len() > 125 {
+            return Err(UsageError::ControlPayloadTooLong(payload.len()).into());
+        }
+        self.queue(opcode, true, payload);
+        Ok(())
+    }
+}
+
+impl core::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let state = match &self.core.state {
+            State::Open => "Open",
+            State::CloseSent => "CloseSent",
+            State::Closed { .. } => "Closed",
+        };
+        f.debug_struct("Connection")
+            .field("role", &self.core.role)
+            .field("state", &state)
+            .field("received", &(self.rx.end - self.rx.start))
+            .field("pending_transmit", &self.pending_transmit())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,63 @@
+//! The receive side's bytes: one buffer read into in place, and the assembly
+//! buffer for fragmented messages.
+
+use alloc::vec::Vec;
+use core::ops::Range;
+
+/// Receive buffer. `buf` is always initialised (so it can be handed out for
+/// reading without `unsafe`); its bytes are laid out as
+/// `[released | held: start..cursor | unparsed: cursor..end | free: end..]`.
+/// Held bytes are the unmasked payload of the frame being read when it is
+/// kept in place (a control frame, or a single-frame message).
+#[derive(Debug, Default)]
+pub(crate) struct Rx {
+    pub buf: Vec<u8>,
+    pub start: usize,
+    pub cursor: usize,
+    pub end: usize,
+    /// Fragments of a message in progress (whole-message mode).
+    pub message: Vec<u8>,
+}
+
+impl Rx {
+    /// Drops the held bytes (after their event was delivered).
+    #[inline]
+    pub fn release(&mut self) {
+        self.start = self.cursor;
+        if self.start == self.end {
+            self.start = 0;
+            self.cursor = 0;
+            self.end = 0;
+        }
+    }
+
+    /// The held bytes' range.
+    #[inline]
+    pub fn held(&self) -> Range<usize> {
+        self.start..self.cursor
+    }
+
+    /// Makes room for at least `min` more bytes after `end`, moving the live
+    /// bytes to the front before growing the buffer.
+    pub fn reserve(&mut self, min: usize) {
+        if self.buf.len() - self.end >= min {
+            return;
+        }
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.cursor -= self.start;
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.buf.len() - self.end < min {
+            self.buf.resize(self.end + min, 0);
+        }
+    }
+
+    /// Appends received bytes.
+    pub fn extend(&mut self, data: &[u8]) {
+        self.reserve(data.len());
+        self.buf[self.end..self.end + data.len()].copy_from_slice(data);
+        self.end += data.len();
+    }
+}

@@ -1,0 +1,106 @@
+//! # wsmachine: the WebSocket protocol as a sans-IO state machine
+//!
+//! `wsmachine` implements the WebSocket protocol (RFC 6455) as a pure state
+//! machine. It owns no socket, no async runtime, no clock and no random number
+//! generator: it consumes byte slices and emits events, and the caller moves
+//! the bytes. The same core runs under tokio, a blocking socket, io_uring, an
+//! embedded network stack or a game loop, and under a fuzzer or a property test,
+//! where every run is reproducible byte for byte.
+//!
+//! ## The model
+//!
+//! A [`Connection`] has three families of verbs:
+//!
+//! - **inputs** tell it what happened: [`Connection::handle_read`] with bytes
+//!   received (or [`Connection::recv_buffer`] and [`Connection::commit_recv`] to
+//!   read straight into its buffer, without a copy), and
+//!   [`Connection::handle_eof`] when the stream ends;
+//! - **commands** ask it to do something: [`Connection::send_text`],
+//!   [`Connection::send_binary`], [`Connection::send_fragment`],
+//!   [`Connection::send_ping`], [`Connection::close`];
+//! - **outputs** say what to do next: [`Connection::poll_event`] hands out
+//!   messages, pings, pongs and the final close, and
+//!   [`Connection::poll_transmit`] the bytes to write.
+//!
+//! **After every input or command, drain the outputs: events first, then the
+//! bytes to transmit.** Handling an event can queue bytes (a pong answering a
+//! ping, the echo of a close), so transmits come last.
+//!
+//! The connection meets its protocol duties itself: it answers pings, echoes a
+//! close, validates UTF-8 incrementally, enforces the size limits of
+//! [`Config`], and fails the connection with the right close code on any peer
+//! error (1002, 1007, 1009, ...). Errors are sticky: after a failure the close
+//! frame is queued, an [`Event::Closed`] says why, and later input is ignored.
+//! Nothing panics on any input.
+//!
+//! ## The run loop
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use wsmachine::{Config, Connection, Event};
+//!
+//! /// Echoes every message until the connection closes.
+//! fn serve(stream: &mut (impl Read + Write)) -> std::io::Result<()> {
+//!     let mut conn = Connection::open_server(Config::default());
+//!     loop {
+//!         // Input: read straight into the connection's buffer.
+//!         let n = stream.read(conn.recv_buffer())?;
+//!         if n == 0 { conn.handle_eof() } else { conn.commit_recv(n) }
+//!         // Outputs: events first ...
+//!         while let Some(event) = conn.poll_event() {
+//!             match event.into_owned() {
+//!                 wsmachine::OwnedEvent::Text(text) => { conn.send_text(&text).ok(); }
+//!                 wsmachine::OwnedEvent::Binary(data) => { conn.send_binary(&data).ok(); }
+//!                 _ => {}
+//!             }
+//!         }
+//!         // ... then the bytes to send.
+//!         while let Some(bytes) = conn.poll_transmit() {
+//!             let n = stream.write(bytes)?;
+//!             conn.transmitted(n);
+//!         }
+//!         if conn.is_closed() { return Ok(()) }
+//!     }
+//! }
+//! # let mut wire = std::io::Cursor::new(Vec::new());
+//! # serve(&mut wire).unwrap();
+//! ```
+//!
+//! Events borrow from the connection: a message that arrived in one frame is
+//! unmasked in place in the receive buffer and handed out without a copy.
+//! [`Event::into_owned`] copies it when it must outlive the next call.
+//!
+//! ## Layers
+//!
+//! Each layer is public and usable alone: [`frame`] (header codec, masking, a
+//! validating incremental decoder, the encoder), [`message`] (fragment
+//! sequencing, incremental UTF-8, limits) and [`Connection`] on top.
+//!
+//! ## Features
+//!
+//! - `std` (default): runtime SIMD detection for UTF-8 and `std::error::Error`.
+//!   Without it the crate is `no_std` + `alloc`.
+#![cfg_attr(not(feature = "std"), no_std)]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![deny(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations)]
+
+extern crate alloc;
+
+mod close;
+mod config;
+mod connection;
+mod entropy;
+mod error;
+pub mod frame;
+pub mod message;
+mod utf8;
+
+pub use close::{CloseCode, CloseFrame, MAX_REASON_LEN};
+pub use config::{Config, MessageMode};
+pub use connection::{CloseInfo, Connection, Event, Fragment, Initiator, OwnedEvent};
+pub use entropy::{Entropy, SeededEntropy};
+pub use error::{Error, ProtocolError, UsageError};
+pub use frame::Role;
+pub use message::MessageKind;
+pub use utf8::{InvalidUtf8, Utf8Validator};

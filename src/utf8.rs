@@ -1,0 +1,97 @@
+//! Incremental UTF-8 validation across reads and fragments (RFC 6455 §8.1).
+//!
+//! The validator keeps at most 3 bytes of an unfinished code point between
+//! calls. It fails as soon as the bytes seen so far cannot begin valid UTF-8:
+//! a truncated sequence is only accepted while it is a valid prefix.
+
+/// Validates a stream of bytes as UTF-8, chunk by chunk.
+///
+/// ```
+/// use wsmachine::Utf8Validator;
+/// let euro = "€".as_bytes(); // e2 82 ac
+/// let mut v = Utf8Validator::new();
+/// assert!(v.feed(&euro[..1]).is_ok());
+/// assert!(v.feed(&euro[1..]).is_ok());
+/// assert!(v.finish().is_ok());
+///
+/// let mut v = Utf8Validator::new();
+/// assert!(v.feed(&[0xf4, 0x90]).is_err()); // above U+10FFFF: fails at once
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Utf8Validator {
+    pending: [u8; 4],
+    pending_len: u8,
+}
+
+/// The bytes fed are not a prefix of any valid UTF-8 text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("invalid UTF-8")]
+pub struct InvalidUtf8;
+
+/// Validates a whole slice as UTF-8, with SIMD where the CPU has it.
+pub(crate) fn from_utf8(bytes: &[u8]) -> Result<&str, InvalidUtf8> {
+    simdutf8::basic::from_utf8(bytes).map_err(|_| InvalidUtf8)
+}
+
+/// Width of the code point that `lead` starts (lead is a valid lead byte).
+fn width(lead: u8) -> usize {
+    match lead {
+        0xF0..=0xF7 => 4,
+        0xE0..=0xEF => 3,
+        _ => 2,
+    }
+}
+
+impl Utf8Validator {
+    /// A validator at the start of a text.
+    pub const fn new() -> Self {
+        Self {
+            pending: [0; 4],
+            pending_len: 0,
+        }
+    }
+
+    /// Whether a code point is unfinished (the text so far ends mid-sequence).
+    pub fn is_mid_code_point(&self) -> bool {
+        self.pending_len != 0
+    }
+
+    /// Validates the next chunk. Fails as soon as the chunk makes the text invalid.
+    pub fn feed(&mut self, mut input: &[u8]) -> Result<(), InvalidUtf8> {
+        if self.pending_len > 0 {
+            let have = self.pending_len as usize;
+            let want = width(self.pending[0]) - have;
+            let take = want.min(input.len());
+            let mut buf = self.pending;
+            buf[have..have + take].copy_from_slice(&input[..take]);
+            match simdutf8::compat::from_utf8(&buf[..have + take]) {
+                Ok(_) => self.pending_len = 0,
+                Err(e) if e.error_len().is_some() => return Err(InvalidUtf8),
+                Err(_) => {
+                    // Still a valid prefix; the input was too short to finish it.
+                    self.pending = buf;
+                    self.pending_len = (have + take) as u8;
+                    return Ok(());
+                }
+            }
+            input = &input[take..];
+        }
+        match simdutf8::compat::from_utf8(input) {
+            Ok(_) => Ok(()),
+            Err(e) if e.error_len().is_some() => Err(InvalidUtf8),
+            Err(e) => {
+                let tail = &input[e.valid_up_to()..];
+                self.pending[..tail.len()].copy_from_slice(tail);
+                self.pending_len = tail.len() as u8;
+                Ok(())
+            }
+        }
+    }
+
+    /// Ends the text: fails if it stops in the middle of a code point. Resets the validator.
+    pub fn finish(&mut self) -> Result<(), InvalidUtf8> {
+        let mid = self.is_mid_code_point();
+        *self = Self::new();
+        if mid { Err(InvalidUtf8) } else { Ok(()) }
+    }
+}
