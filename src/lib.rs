@@ -81,7 +81,7 @@
 //! - `std` (default): runtime SIMD detection for UTF-8 and `std::error::Error`.
 //!   Without it the crate is `no_std` + `alloc`.
 #![cfg_attr(not(feature = "std"), no_std)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 

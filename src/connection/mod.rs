@@ -19,6 +19,9 @@ use crate::frame::{Decoded, DecoderConfig, FrameDecoder, FrameHeader, OpCode, Ro
 use crate::message::{FrameClass, MessageKind, MessageReader};
 use crate::utf8::{self, Utf8Validator};
 
+/// The most [`Connection::recv_buffer`] reserves ahead for a frame's announced length.
+const MAX_READ_AHEAD: u64 = 1 << 20;
+
 /// A WebSocket connection as a state machine, for either role, with no I/O.
 ///
 /// The verbs come in three families:
@@ -216,7 +219,15 @@ impl Connection {
     /// [`commit_recv`](Self::commit_recv).
     pub fn recv_buffer(&mut self) -> &mut [u8] {
         self.settle();
-        self.rx.reserve(self.core.config.read_buffer_size.max(1));
+        let mut want = self.core.config.read_buffer_size.max(1);
+        // A frame kept whole in place may take its remainder in one read, up to
+        // 1 MiB ahead of what arrived: an announced length is not trusted further.
+        if let Some(Disposition::Control(_) | Disposition::InPlace(_)) = self.core.frame {
+            let unparsed = (self.rx.end - self.rx.cursor) as u64;
+            let missing = self.core.decoder.remaining().saturating_sub(unparsed);
+            want = want.max(missing.min(MAX_READ_AHEAD) as usize);
+        }
+        self.rx.reserve(want);
         &mut self.rx.buf[self.rx.end..]
     }
 

@@ -37,27 +37,39 @@ impl Rx {
         self.start..self.cursor
     }
 
-    /// Makes room for at least `min` more bytes after `end`, moving the live
-    /// bytes to the front before growing the buffer.
-    pub fn reserve(&mut self, min: usize) {
-        if self.buf.len() - self.end >= min {
-            return;
-        }
+    /// Moves the live bytes to the front of the buffer.
+    fn compact(&mut self) {
         if self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
             self.cursor -= self.start;
             self.end -= self.start;
             self.start = 0;
         }
+    }
+
+    /// Makes at least `min` initialised bytes free after `end`, moving the live
+    /// bytes to the front before growing the buffer (geometrically, so that
+    /// zero-filling new space stays amortised).
+    pub fn reserve(&mut self, min: usize) {
+        if self.buf.len() - self.end >= min {
+            return;
+        }
+        self.compact();
         if self.buf.len() - self.end < min {
-            self.buf.resize(self.end + min, 0);
+            let len = (self.end + min).max(self.buf.len().saturating_mul(2));
+            self.buf.resize(len, 0);
         }
     }
 
-    /// Appends received bytes.
+    /// Appends received bytes (no zero-filling: the bytes after `end` are dead).
     pub fn extend(&mut self, data: &[u8]) {
-        self.reserve(data.len());
-        self.buf[self.end..self.end + data.len()].copy_from_slice(data);
+        if self.buf.len() - self.end < data.len() {
+            self.compact();
+            self.buf.truncate(self.end);
+            self.buf.extend_from_slice(data);
+        } else {
+            self.buf[self.end..self.end + data.len()].copy_from_slice(data);
+        }
         self.end += data.len();
     }
 }
