@@ -202,6 +202,13 @@ impl Connection {
         }
     }
 
+    /// Heap bytes held by the connection's buffers (receive, assembly and
+    /// transmit), for monitoring memory. It stays bounded by the limits in
+    /// [`Config`], the read size and the unsent output.
+    pub fn memory_usage(&self) -> usize {
+        self.rx.buf.capacity() + self.rx.message.capacity() + self.core.tx.capacity()
+    }
+
     // ----- inputs -----
 
     /// Input: bytes received from the peer. They are copied into the
