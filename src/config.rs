@@ -42,6 +42,12 @@ pub struct Config {
     /// The least free space [`Connection::recv_buffer`](crate::Connection::recv_buffer)
     /// hands out. Default 16 KiB.
     pub read_buffer_size: usize,
+    /// Largest opening handshake header block, request or response. Over it a
+    /// server answers 431. Default 16 KiB.
+    pub max_handshake_size: usize,
+    /// Most header fields in the opening handshake. Over it a server answers
+    /// 431. Default 64.
+    pub max_headers: usize,
 }
 
 impl Default for Config {
@@ -52,6 +58,8 @@ impl Default for Config {
             mode: MessageMode::Whole,
             auto_pong: true,
             read_buffer_size: 16 << 10,
+            max_handshake_size: 16 << 10,
+            max_headers: 64,
         }
     }
 }

@@ -14,6 +14,9 @@ pub enum Error {
     /// The caller used the API in a way the protocol forbids.
     #[error(transparent)]
     Usage(#[from] UsageError),
+    /// The opening handshake failed (RFC 6455 §4).
+    #[error(transparent)]
+    Handshake(#[from] crate::handshake::HandshakeError),
 }
 
 /// The peer broke RFC 6455. Each variant maps to the close code sent to the peer.
@@ -121,4 +124,22 @@ pub enum UsageError {
     /// RFC 6455 §5.6: text fragments must form valid UTF-8.
     #[error("text fragments are not valid UTF-8 (RFC 6455 §5.6)")]
     InvalidUtf8,
+    /// RFC 6455 §4.1: nothing can be sent before the opening handshake completes.
+    #[error("the opening handshake has not completed (RFC 6455 §4.1)")]
+    HandshakeInProgress,
+    /// `accept` or `reject` without an upgrade request waiting for an answer.
+    #[error("no upgrade request is waiting for an answer")]
+    NoPendingRequest,
+    /// RFC 6455 §4.2.2: the selected subprotocol must be one the client offered.
+    #[error("the selected subprotocol was not offered by the client (RFC 6455 §4.2.2)")]
+    ProtocolNotOffered,
+    /// A header name or value that would break the HTTP message (CR, LF, NUL, `:` in a name).
+    #[error("a header field holds characters that would break the HTTP message")]
+    InvalidHeader,
+    /// A rejection needs a final status from 200 to 599 other than 101.
+    #[error("{0} is not a status to reject an upgrade with")]
+    InvalidStatus(u16),
+    /// The client request's URI or fields are unusable.
+    #[error("invalid request: {0}")]
+    InvalidRequest(#[from] crate::handshake::UriError),
 }

@@ -93,6 +93,7 @@ mod connection;
 mod entropy;
 mod error;
 pub mod frame;
+pub mod handshake;
 pub mod message;
 mod utf8;
 

@@ -5,6 +5,7 @@ use alloc::vec::Vec;
 
 use crate::close::{CloseCode, CloseFrame};
 use crate::error::Error;
+use crate::handshake::{Negotiated, Request};
 use crate::message::MessageKind;
 
 /// Something that happened on the connection, from [`Connection::poll_event`](crate::Connection::poll_event).
@@ -14,6 +15,14 @@ use crate::message::MessageKind;
 /// an owned copy to keep.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event<'a> {
+    /// Server: a valid upgrade request arrived. Answer it with
+    /// [`Connection::accept`](crate::Connection::accept) or
+    /// [`Connection::reject`](crate::Connection::reject); check its Origin
+    /// here (RFC 6455 §10.2).
+    Request(&'a Request),
+    /// The opening handshake completed (both roles): the connection is open,
+    /// with what was negotiated.
+    Open(&'a Negotiated),
     /// A whole text message (whole-message mode), valid UTF-8.
     Text(&'a str),
     /// A whole binary message (whole-message mode).
@@ -99,6 +108,10 @@ impl CloseInfo {
 /// An [`Event`] that owns its data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OwnedEvent {
+    /// See [`Event::Request`].
+    Request(alloc::boxed::Box<Request>),
+    /// See [`Event::Open`].
+    Open(Negotiated),
     /// See [`Event::Text`].
     Text(String),
     /// See [`Event::Binary`].
@@ -126,6 +139,8 @@ impl Event<'_> {
     /// Copies the event's data so that it outlives the borrow of the connection.
     pub fn into_owned(self) -> OwnedEvent {
         match self {
+            Event::Request(r) => OwnedEvent::Request(alloc::boxed::Box::new(r.clone())),
+            Event::Open(n) => OwnedEvent::Open(n.clone()),
             Event::Text(s) => OwnedEvent::Text(s.into()),
             Event::Binary(b) => OwnedEvent::Binary(b.to_vec()),
             Event::Fragment(f) => OwnedEvent::Fragment {

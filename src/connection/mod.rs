@@ -15,7 +15,12 @@ use crate::close::{CloseCode, CloseFrame, MAX_REASON_LEN};
 use crate::config::{Config, MessageMode};
 use crate::entropy::Entropy;
 use crate::error::{Error, ProtocolError, UsageError};
-use crate::frame::{Decoded, DecoderConfig, FrameDecoder, FrameHeader, OpCode, Role, encode_frame};
+use crate::frame::{
+    Decoded, DecoderConfig, FrameDecoder, FrameHeader, OpCode, Role, Status, encode_frame,
+};
+use crate::handshake::{
+    self, Accept, ClientRequest, ExpectedResponse, HandshakeError, Negotiated, Request,
+};
 use crate::message::{FrameClass, MessageKind, MessageReader};
 use crate::utf8::{self, Utf8Validator};
 
@@ -78,6 +83,10 @@ struct Core {
     /// The kind of the fragmented message being sent, if any.
     tx_message: Option<MessageKind>,
     tx_utf8: Utf8Validator,
+    /// What the opening handshake settled.
+    negotiated: Negotiated,
+    /// The [`Event::Open`] is due.
+    announce_open: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +109,12 @@ enum Release {
 }
 
 enum State {
+    /// Client: the request is queued; waiting for the server's response.
+    AwaitResponse(Box<ExpectedResponse>),
+    /// Server: waiting for the client's request.
+    AwaitRequest,
+    /// Server: the request was handed out; waiting for `accept` or `reject`.
+    RequestReceived(Box<Request>),
     Open,
     /// We sent a close frame and wait for the peer's (RFC 6455 §7.1.3: CLOSING).
     CloseSent,
@@ -124,6 +139,8 @@ enum Ready {
     },
     Ping(Range<usize>),
     Pong(Range<usize>),
+    Request,
+    Open,
     Closed,
 }
 
@@ -134,18 +151,56 @@ enum Source {
 }
 
 impl Connection {
+    /// A client connection that starts with the opening handshake: the request
+    /// is queued to transmit at once, with a `Sec-WebSocket-Key` from `entropy`
+    /// (which also supplies the masking keys).
+    ///
+    /// ```
+    /// use wsmachine::{Config, Connection, SeededEntropy, handshake::ClientRequest};
+    /// let request = ClientRequest::new("ws://127.0.0.1:9001/chat").unwrap();
+    /// let client = Connection::client(&request, Config::default(), SeededEntropy::new(1)).unwrap();
+    /// assert!(client.poll_transmit().unwrap().starts_with(b"GET /chat HTTP/1.1\r\n"));
+    /// ```
+    pub fn client(
+        request: &ClientRequest,
+        config: Config,
+        entropy: impl Entropy + Send + 'static,
+    ) -> Result<Self, Error> {
+        request.validate().map_err(UsageError::from)?;
+        let mut conn = Self::new(Role::Client, config, Some(Box::new(entropy)), State::Open);
+        let mut nonce = [0; 16];
+        if let Some(entropy) = conn.core.entropy.as_mut() {
+            entropy.fill(&mut nonce);
+        }
+        let expected = request.encode(nonce, &mut conn.core.tx);
+        conn.core.state = State::AwaitResponse(Box::new(expected));
+        Ok(conn)
+    }
+
+    /// A server connection that starts by reading the client's upgrade request;
+    /// it is handed out as [`Event::Request`] to [`accept`](Self::accept) or
+    /// [`reject`](Self::reject).
+    pub fn server(config: Config) -> Self {
+        Self::new(Role::Server, config, None, State::AwaitRequest)
+    }
+
     /// A client connection whose opening handshake is already done (for
     /// example a stream upgraded elsewhere). `entropy` supplies masking keys.
     pub fn open_client(config: Config, entropy: impl Entropy + Send + 'static) -> Self {
-        Self::new(Role::Client, config, Some(Box::new(entropy)))
+        Self::new(Role::Client, config, Some(Box::new(entropy)), State::Open)
     }
 
     /// A server connection whose opening handshake is already done.
     pub fn open_server(config: Config) -> Self {
-        Self::new(Role::Server, config, None)
+        Self::new(Role::Server, config, None, State::Open)
     }
 
-    fn new(role: Role, config: Config, entropy: Option<Box<dyn Entropy + Send>>) -> Self {
+    fn new(
+        role: Role,
+        config: Config,
+        entropy: Option<Box<dyn Entropy + Send>>,
+        state: State,
+    ) -> Self {
         let decoder = FrameDecoder::new(DecoderConfig {
             role,
             max_frame_size: config.max_frame_size,
@@ -158,7 +213,7 @@ impl Connection {
                 role,
                 config,
                 entropy,
-                state: State::Open,
+                state,
                 decoder,
                 reader,
                 frame: None,
@@ -169,6 +224,8 @@ impl Connection {
                 tx_pos: 0,
                 tx_message: None,
                 tx_utf8: Utf8Validator::new(),
+                negotiated: Negotiated::default(),
+                announce_open: false,
             },
         }
     }
@@ -183,7 +240,13 @@ impl Connection {
         &self.core.config
     }
 
-    /// Whether messages may still be sent: no close frame was sent or received.
+    /// What the opening handshake settled (empty for connections created open).
+    pub fn negotiated(&self) -> &Negotiated {
+        &self.core.negotiated
+    }
+
+    /// Whether messages may be sent: the handshake is done and no close frame
+    /// was sent or received.
     pub fn is_open(&self) -> bool {
         matches!(self.core.state, State::Open)
     }
@@ -293,6 +356,11 @@ impl Connection {
                 first,
                 last,
             }),
+            Ready::Request => match &core.state {
+                State::RequestReceived(request) => Event::Request(request),
+                _ => unreachable!("Ready::Request is only produced in RequestReceived"),
+            },
+            Ready::Open => Event::Open(&core.negotiated),
             Ready::Ping(range) => Event::Ping(&rx.buf[range]),
             Ready::Pong(range) => Event::Pong(&rx.buf[range]),
             Ready::Closed => match &core.state {
@@ -392,11 +460,57 @@ impl Connection {
         }
         let frame =
             CloseFrame::new(code, reason).ok_or(UsageError::CloseReasonTooLong(reason.len()))?;
-        if !self.is_open() {
-            return Err(UsageError::Closed.into());
-        }
+        self.core.check_open()?;
         self.core.queue_close(Some(&frame));
         self.core.state = State::CloseSent;
+        Ok(())
+    }
+
+    /// Command (server): accepts the upgrade request handed out as
+    /// [`Event::Request`], queuing the 101 response (RFC 6455 §4.2.2). The
+    /// connection is open at once; [`Event::Open`] follows.
+    ///
+    /// ```
+    /// use wsmachine::{Config, Connection, Event, handshake::Accept};
+    /// let mut server = Connection::server(Config::default());
+    /// server.handle_read(b"GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+    ///     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    /// let Some(Event::Request(request)) = server.poll_event() else { panic!() };
+    /// assert_eq!(request.path(), "/chat");
+    /// server.accept(Accept::new()).unwrap();
+    /// assert!(matches!(server.poll_event(), Some(Event::Open(_))));
+    /// assert!(server.poll_transmit().unwrap().starts_with(b"HTTP/1.1 101"));
+    /// ```
+    pub fn accept(&mut self, accept: Accept) -> Result<(), Error> {
+        let core = &mut self.core;
+        let State::RequestReceived(request) = &core.state else {
+            return Err(UsageError::NoPendingRequest.into());
+        };
+        handshake::accept_response(request, &accept, None, &mut core.tx)?;
+        core.negotiated = Negotiated {
+            protocol: accept.protocol,
+            extensions: None,
+        };
+        core.state = State::Open;
+        core.announce_open = true;
+        Ok(())
+    }
+
+    /// Command (server): refuses the upgrade request with an HTTP `status`
+    /// (200–599, not 101), header fields and a body. The connection is over:
+    /// send the queued response, then close the transport. [`Event::Closed`] follows.
+    pub fn reject(
+        &mut self,
+        status: u16,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<(), Error> {
+        let core = &mut self.core;
+        if !matches!(core.state, State::RequestReceived(_)) {
+            return Err(UsageError::NoPendingRequest.into());
+        }
+        handshake::reject_response(status, headers, body, &mut core.tx)?;
+        core.close_without_frame(Initiator::Local, None, false);
         Ok(())
     }
 
@@ -414,12 +528,16 @@ impl Connection {
 
     /// Parses received bytes until an event is ready or more bytes are needed.
     fn parse(&mut self) -> Option<Ready> {
-        if let State::Closed { reported, .. } = &mut self.core.state {
-            return if core::mem::replace(reported, true) {
-                None
-            } else {
-                Some(Ready::Closed)
-            };
+        match &mut self.core.state {
+            State::Closed { reported, .. } => {
+                return (!core::mem::replace(reported, true)).then_some(Ready::Closed);
+            }
+            State::AwaitRequest | State::AwaitResponse(_) => return self.parse_handshake(),
+            State::RequestReceived(_) => return None,
+            State::Open | State::CloseSent => {}
+        }
+        if core::mem::take(&mut self.core.announce_open) {
+            return Some(Ready::Open);
         }
         loop {
             let step = {
@@ -454,6 +572,59 @@ impl Connection {
                     self.core.fail(e);
                     return Some(Ready::Closed);
                 }
+            }
+        }
+    }
+
+    /// Reads the opening handshake: the request (server) or response (client).
+    /// The bytes after it stay in the receive buffer for the frame layer.
+    fn parse_handshake(&mut self) -> Option<Ready> {
+        let core = &mut self.core;
+        let input = &self.rx.buf[self.rx.cursor..self.rx.end];
+        let (limit, fields) = (core.config.max_handshake_size, core.config.max_headers);
+        let parsed = match &core.state {
+            State::AwaitResponse(expected) => {
+                handshake::parse_response(input, expected, limit, fields).map(|status| match status
+                {
+                    Status::Complete((negotiated, len)) => Some((Ok(negotiated), len)),
+                    Status::Partial { .. } => None,
+                })
+            }
+            _ => handshake::parse_request(input, limit, fields).map(|status| match status {
+                Status::Complete((request, len)) => Some((Err(request), len)),
+                Status::Partial { .. } => None,
+            }),
+        };
+        match parsed {
+            Ok(Some((outcome, len))) => {
+                self.rx.cursor += len;
+                self.rx.release();
+                match outcome {
+                    Ok(negotiated) => {
+                        core.negotiated = negotiated;
+                        core.state = State::Open;
+                        Some(Ready::Open)
+                    }
+                    Err(request) => {
+                        core.state = State::RequestReceived(Box::new(request));
+                        Some(Ready::Request)
+                    }
+                }
+            }
+            Ok(None) if !core.eof => None,
+            Ok(None) => {
+                core.close_without_frame(Initiator::Remote, Some(HandshakeError::Eof.into()), true);
+                Some(Ready::Closed)
+            }
+            Err(error) => {
+                // RFC 6455 §4.2.1: a server answers a bad request with an HTTP error;
+                // a client just fails the connection (§4.1).
+                if let (Role::Server, Some(status)) = (core.role, error.http_status()) {
+                    let body = error.to_string();
+                    let _ = handshake::reject_response(status, &[], body.as_bytes(), &mut core.tx);
+                }
+                core.close_without_frame(Initiator::Local, Some(error.into()), true);
+                Some(Ready::Closed)
             }
         }
     }
@@ -632,22 +803,29 @@ impl Core {
         }
     }
 
-    /// The stream ended before the closing handshake completed: 1006 (RFC 6455 §7.1.5).
-    fn end_of_stream(&mut self) {
-        let initiator = match self.state {
-            State::CloseSent => Initiator::Local,
-            _ => Initiator::Remote,
-        };
+    /// The connection ends without a close frame from the peer: 1006 (RFC 6455
+    /// §7.1.5), when the stream ends, or when the opening handshake fails or is
+    /// refused. `reported`: the event is handed out by the current call.
+    fn close_without_frame(&mut self, initiator: Initiator, error: Option<Error>, reported: bool) {
         self.state = State::Closed {
             info: CloseInfo {
                 code: CloseCode::ABNORMAL,
                 frame: None,
                 initiator,
                 clean: false,
-                error: None,
+                error,
             },
-            reported: true,
+            reported,
         };
+    }
+
+    /// The stream ended before the closing handshake completed.
+    fn end_of_stream(&mut self) {
+        let initiator = match self.state {
+            State::CloseSent => Initiator::Local,
+            _ => Initiator::Remote,
+        };
+        self.close_without_frame(initiator, None, true);
     }
 
     fn queue_close(&mut self, frame: Option<&CloseFrame>) {
@@ -667,16 +845,20 @@ impl Core {
         encode_frame(&mut self.tx, &FrameHeader::new(opcode, fin, mask), payload);
     }
 
-    fn check_can_send_data(&self) -> Result<(), UsageError> {
-        // RFC 6455 §5.5.1: no data frames after a close frame.
-        if !matches!(self.state, State::Open) {
-            return Err(UsageError::Closed);
+    /// Whether frames may be sent: not before the opening handshake completes
+    /// (RFC 6455 §4.1), and nothing after a close frame (§5.5.1).
+    fn check_open(&self) -> Result<(), UsageError> {
+        match self.state {
+            State::Open => Ok(()),
+            State::AwaitRequest | State::AwaitResponse(_) | State::RequestReceived(_) => {
+                Err(UsageError::HandshakeInProgress)
+            }
+            State::CloseSent | State::Closed { .. } => Err(UsageError::Closed),
         }
-        Ok(())
     }
 
     fn send_message(&mut self, kind: MessageKind, data: &[u8]) -> Result<(), Error> {
-        self.check_can_send_data()?;
+        self.check_open()?;
         if self.tx_message.is_some() {
             return Err(UsageError::FragmentInProgress.into());
         }
@@ -685,7 +867,7 @@ impl Core {
     }
 
     fn send_fragment(&mut self, kind: MessageKind, data: &[u8], fin: bool) -> Result<(), Error> {
-        self.check_can_send_data()?;
+        self.check_open()?;
         let opcode = match self.tx_message {
             None => kind.opcode(),
             Some(current) if current == kind => OpCode::CONTINUATION,
@@ -706,9 +888,7 @@ impl Core {
     }
 
     fn send_control(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), Error> {
-        if !matches!(self.state, State::Open) {
-            return Err(UsageError::Closed.into());
-        }
+        self.check_open()?;
         // RFC 6455 §5.5: control frame payloads are at most 125 bytes.
         if payload.len() > 125 {
             return Err(UsageError::ControlPayloadTooLong(payload.len()).into());
@@ -721,6 +901,9 @@ impl Core {
 impl core::fmt::Debug for Connection {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let state = match &self.core.state {
+            State::AwaitResponse(_) => "AwaitResponse",
+            State::AwaitRequest => "AwaitRequest",
+            State::RequestReceived(_) => "RequestReceived",
             State::Open => "Open",
             State::CloseSent => "CloseSent",
             State::Closed { .. } => "Closed",

@@ -1,0 +1,360 @@
+//! The client's side of the opening handshake (RFC 6455 §3, §4.1).
+
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt::Write as _;
+
+use super::{
+    HandshakeError, Headers, Negotiated, Response, accept_key, find_header_end, httparse_error,
+    is_safe_field,
+};
+use crate::frame::Status;
+
+/// A `ws://` or `wss://` URI that cannot be used (RFC 6455 §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UriError {
+    /// The scheme is not `ws` or `wss`.
+    #[error("the scheme is not ws or wss")]
+    Scheme,
+    /// The host is missing or malformed.
+    #[error("the host is missing or malformed")]
+    Host,
+    /// The port is not a number from 0 to 65535.
+    #[error("the port is not a number from 0 to 65535")]
+    Port,
+    /// RFC 6455 §3: fragment identifiers MUST NOT be used.
+    #[error("WebSocket URIs have no fragment (RFC 6455 §3)")]
+    Fragment,
+    /// User information (`user@host`) is not part of a WebSocket URI.
+    #[error("WebSocket URIs have no user information (RFC 6455 §3)")]
+    UserInfo,
+    /// Whitespace or control characters, or a header field (name or value)
+    /// with CR, LF or NUL.
+    #[error("invalid characters")]
+    Characters,
+}
+
+/// The client's opening handshake request (RFC 6455 §4.1), built from a URI.
+///
+/// ```
+/// use wsmachine::handshake::ClientRequest;
+/// let req = ClientRequest::new("wss://[::1]:8443/chat?room=1").unwrap()
+///     .origin("https://example.com")
+///     .protocol("chat.v2")
+///     .header("Authorization", "Bearer t0ken");
+/// assert_eq!((req.host(), req.port(), req.is_secure()), ("[::1]", 8443, true));
+/// assert_eq!(req.resource(), "/chat?room=1");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRequest {
+    secure: bool,
+    host: String,
+    port: u16,
+    resource: String,
+    origin: Option<String>,
+    protocols: Vec<String>,
+    extensions: Vec<String>,
+    headers: Vec<(String, String)>,
+}
+
+impl ClientRequest {
+    /// Parses a `ws://` or `wss://` URI: host (a name, IPv4, or `[IPv6]`),
+    /// port (default 80 / 443), path and query.
+    pub fn new(uri: &str) -> Result<Self, UriError> {
+        if uri.bytes().any(|b| b <= b' ' || b == 0x7f) {
+            return Err(UriError::Characters);
+        }
+        let (scheme, rest) = uri.split_once("://").ok_or(UriError::Scheme)?;
+        let secure = if scheme.eq_ignore_ascii_case("ws") {
+            false
+        } else if scheme.eq_ignore_ascii_case("wss") {
+            true
+        } else {
+            return Err(UriError::Scheme);
+        };
+        if rest.contains('#') {
+            return Err(UriError::Fragment);
+        }
+        let split = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, resource) = rest.split_at(split);
+        if authority.contains('@') {
+            return Err(UriError::UserInfo);
+        }
+        let (host, port) = if authority.starts_with('[') {
+            let close = authority.find(']').ok_or(UriError::Host)?;
+            let addr = &authority[1..close];
+            if addr.is_empty()
+                || !addr
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+            {
+                return Err(UriError::Host);
+            }
+            let port = match &authority[close + 1..] {
+                "" => None,
+                after => Some(after.strip_prefix(':').ok_or(UriError::Host)?),
+            };
+            (&authority[..=close], port)
+        } else {
+            match authority.rsplit_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (authority, None),
+            }
+        };
+        let valid_name = |b: u8| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b);
+        if host.is_empty() || (!host.starts_with('[') && !host.bytes().all(valid_name)) {
+            return Err(UriError::Host);
+        }
+        let port = match port {
+            None => {
+                if secure {
+                    443
+                } else {
+                    80
+                }
+            }
+            Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
+                p.parse().map_err(|_| UriError::Port)?
+            }
+            Some(_) => return Err(UriError::Port),
+        };
+        let resource = match resource {
+            "" => String::from("/"),
+            r if r.starts_with('?') => alloc::format!("/{r}"),
+            r => String::from(r),
+        };
+        Ok(Self {
+            secure,
+            host: String::from(host),
+            port,
+            resource,
+            origin: None,
+            protocols: Vec::new(),
+            extensions: Vec::new(),
+            headers: Vec::new(),
+        })
+    }
+
+    /// Sets the `Origin` header (RFC 6455 §4.1 item 8, §10.2).
+    pub fn origin(mut self, origin: &str) -> Self {
+        self.origin = Some(String::from(origin));
+        self
+    }
+
+    /// Offers a subprotocol; call in order of preference (RFC 6455 §4.1 item 10).
+    pub fn protocol(mut self, protocol: &str) -> Self {
+        self.protocols.push(String::from(protocol));
+        self
+    }
+
+    /// Offers an extension, as it goes in `Sec-WebSocket-Extensions` (RFC 6455 §9.1).
+    pub fn extension(mut self, offer: &str) -> Self {
+        self.extensions.push(String::from(offer));
+        self
+    }
+
+    /// Adds a header field (cookies, authorization, ...).
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((String::from(name), String::from(value)));
+        self
+    }
+
+    /// `wss` (TLS is the stream's job).
+    pub fn is_secure(&self) -> bool {
+        self.secure
+    }
+
+    /// The host as written in the URI (IPv6 literals keep their brackets).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The port, explicit or the scheme's default.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The /resource name/: path and query (RFC 6455 §3).
+    pub fn resource(&self) -> &str {
+        &self.resource
+    }
+
+    /// The subprotocols offered.
+    pub fn protocols(&self) -> &[String] {
+        &self.protocols
+    }
+
+    /// Checks the header fields the caller supplied for CR, LF and NUL, which
+    /// would let a value inject header lines.
+    pub fn validate(&self) -> Result<(), UriError> {
+        let fields = self
+            .headers
+            .iter()
+            .flat_map(|(n, v)| [n, v])
+            .chain(&self.origin)
+            .chain(&self.protocols)
+            .chain(&self.extensions);
+        for field in fields {
+            if !is_safe_field(field) {
+                return Err(UriError::Characters);
+            }
+        }
+        if self
+            .headers
+            .iter()
+            .any(|(n, _)| n.is_empty() || n.contains([':', ' ']))
+        {
+            return Err(UriError::Characters);
+        }
+        Ok(())
+    }
+
+    /// Writes the request with `nonce` (16 random bytes) as the key, and returns
+    /// what the response must contain.
+    pub fn encode(&self, nonce: [u8; 16], out: &mut Vec<u8>) -> ExpectedResponse {
+        use base64::Engine as _;
+        let key = base64::engine::general_purpose::STANDARD.encode(nonce);
+        let default_port = if self.secure { 443 } else { 80 };
+        let mut s = String::with_capacity(256);
+        // Writing to a String cannot fail.
+        let _ = write!(s, "GET {} HTTP/1.1\r\nHost: {}", self.resource, self.host);
+        if self.port != default_port {
+            let _ = write!(s, ":{}", self.port);
+        }
+        let _ = write!(
+            s,
+            "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+        );
+        if let Some(origin) = &self.origin {
+            let _ = write!(s, "Origin: {origin}\r\n");
+        }
+        if !self.protocols.is_empty() {
+            let _ = write!(
+                s,
+                "Sec-WebSocket-Protocol: {}\r\n",
+                self.protocols.join(", ")
+            );
+        }
+        if !self.extensions.is_empty() {
+            let _ = write!(
+                s,
+                "Sec-WebSocket-Extensions: {}\r\n",
+                self.extensions.join(", ")
+            );
+        }
+        for (name, value) in &self.headers {
+            let _ = write!(s, "{name}: {value}\r\n");
+        }
+        s.push_str("\r\n");
+        out.extend_from_slice(s.as_bytes());
+        ExpectedResponse {
+            accept: accept_key(key.as_bytes()),
+            protocols: self.protocols.clone(),
+            extensions: self
+                .extensions
+                .iter()
+                .filter_map(|e| e.split(';').next())
+                .map(|name| String::from(name.trim()))
+                .collect(),
+        }
+    }
+}
+
+/// What a valid server response must contain, from [`ClientRequest::encode`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectedResponse {
+    accept: String,
+    protocols: Vec<String>,
+    extensions: Vec<String>,
+}
+
+/// Parses and validates the server's response (RFC 6455 §4.1) from the start
+/// of `buf`: what was negotiated and the length of the response's header block
+/// (the bytes after it are frames), or `Partial` if it is not complete.
+///
+/// A status other than 101 is [`HandshakeError::Rejected`], with the headers and
+/// whatever body bytes `buf` holds.
+pub fn parse_response(
+    buf: &[u8],
+    expected: &ExpectedResponse,
+    max_size: usize,
+    max_headers: usize,
+) -> Result<Status<(Negotiated, usize)>, HandshakeError> {
+    let Some(end) = find_header_end(buf, 0) else {
+        if buf.len() > max_size {
+            return Err(HandshakeError::HeadersTooLarge(max_size));
+        }
+        return Ok(Status::Partial { needed: 1 });
+    };
+    if end > max_size {
+        return Err(HandshakeError::HeadersTooLarge(max_size));
+    }
+    let mut fields = vec![httparse::EMPTY_HEADER; max_headers];
+    let mut response = httparse::Response::new(&mut fields);
+    match response.parse(&buf[..end]) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => {
+            return Err(HandshakeError::Malformed("truncated header block"));
+        }
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(HandshakeError::TooManyHeaders(max_headers));
+        }
+        Err(e) => return Err(httparse_error(e)),
+    }
+    let status = response.code.unwrap_or(0);
+    let headers = Headers::from_httparse(response.headers);
+    // RFC 6455 §4.1 step 1: anything but 101 is handled per HTTP, by the caller.
+    if status != 101 {
+        return Err(HandshakeError::Rejected(alloc::boxed::Box::new(Response {
+            status,
+            reason: String::from(response.reason.unwrap_or("")),
+            headers,
+            body: buf[end..].to_vec(),
+        })));
+    }
+    // Steps 2 and 3.
+    if !headers.has_token("upgrade", "websocket") {
+        return Err(HandshakeError::MissingUpgrade);
+    }
+    if !headers.has_token("connection", "upgrade") {
+        return Err(HandshakeError::MissingConnectionUpgrade);
+    }
+    // Step 4: leading and trailing whitespace is ignored.
+    match headers.get("sec-websocket-accept") {
+        Some(v) if v.trim_ascii() == expected.accept.as_bytes() => {}
+        _ => return Err(HandshakeError::AcceptMismatch),
+    }
+    // Step 5: only extensions that were offered.
+    for ext in headers.tokens("sec-websocket-extensions") {
+        let name = ext
+            .split(|&b| b == b';')
+            .next()
+            .unwrap_or_default()
+            .trim_ascii();
+        if !expected.extensions.iter().any(|e| e.as_bytes() == name) {
+            return Err(HandshakeError::UnexpectedExtension);
+        }
+    }
+    let extensions = headers
+        .get_str("sec-websocket-extensions")
+        .map(String::from);
+    // Step 6: only a subprotocol that was offered, and one at most.
+    let mut protocols = headers.tokens("sec-websocket-protocol");
+    let protocol = match (protocols.next(), protocols.next()) {
+        (None, _) => None,
+        (Some(p), None) => match expected.protocols.iter().find(|o| o.as_bytes() == p) {
+            Some(offered) => Some(offered.clone()),
+            None => return Err(HandshakeError::UnexpectedProtocol),
+        },
+        (Some(_), Some(_)) => return Err(HandshakeError::UnexpectedProtocol),
+    };
+    Ok(Status::Complete((
+        Negotiated {
+            protocol,
+            extensions,
+        },
+        end,
+    )))
+}

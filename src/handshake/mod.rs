@@ -1,0 +1,244 @@
+//! The opening handshake (RFC 6455 §4): HTTP/1.1 Upgrade for both roles.
+//!
+//! This layer is usable on its own: [`ClientRequest`] builds the request,
+//! [`parse_response`] validates the server's answer, [`parse_request`] reads a
+//! client's request and [`accept_response`] / [`reject_response`] write the
+//! server's answer. [`Connection`](crate::Connection) drives them for you.
+
+mod client;
+mod server;
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use base64::Engine as _;
+use sha1::Digest as _;
+
+pub use client::{ClientRequest, ExpectedResponse, UriError, parse_response};
+pub use server::{Accept, Request, accept_response, parse_request, reject_response};
+
+/// The GUID that RFC 6455 §1.3 concatenates with the key.
+pub const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/// `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key` (RFC 6455 §4.2.2): the
+/// base64 of the SHA-1 of the key (as sent, not decoded) and the GUID.
+///
+/// ```
+/// // The example of RFC 6455 §1.3.
+/// assert_eq!(wsmachine::handshake::accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+/// ```
+pub fn accept_key(key: &[u8]) -> String {
+    let mut sha = sha1::Sha1::new();
+    sha.update(key);
+    sha.update(GUID.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(sha.finalize())
+}
+
+/// HTTP header fields as received, in order; names compare case-insensitively.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Headers {
+    fields: Vec<(String, Vec<u8>)>,
+}
+
+impl Headers {
+    pub(crate) fn from_httparse(headers: &[httparse::Header<'_>]) -> Self {
+        Self {
+            fields: headers
+                .iter()
+                .map(|h| (String::from(h.name), h.value.to_vec()))
+                .collect(),
+        }
+    }
+
+    /// The first value of `name`, if present.
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.fields
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| &v[..])
+    }
+
+    /// The first value of `name` as text, if present and valid UTF-8.
+    pub fn get_str(&self, name: &str) -> Option<&str> {
+        self.get(name).and_then(|v| core::str::from_utf8(v).ok())
+    }
+
+    /// Every value of `name`, in order.
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.fields
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| &v[..])
+    }
+
+    /// The comma-separated elements of every value of `name` (RFC 9110 §5.6.1),
+    /// trimmed, empty elements skipped.
+    pub fn tokens<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.get_all(name)
+            .flat_map(|v| v.split(|&b| b == b','))
+            .map(<[u8]>::trim_ascii)
+            .filter(|t| !t.is_empty())
+    }
+
+    /// Whether `name` has `token` among its comma-separated elements (ASCII case-insensitive).
+    pub fn has_token(&self, name: &str, token: &str) -> bool {
+        self.tokens(name)
+            .any(|t| t.eq_ignore_ascii_case(token.as_bytes()))
+    }
+
+    /// Every field, in order, as (name, value).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.fields.iter().map(|(n, v)| (n.as_str(), &v[..]))
+    }
+
+    /// The number of fields.
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// Whether there are no fields.
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+}
+
+/// What the opening handshake settled (RFC 6455 §4.1: the _Subprotocol In Use_
+/// and the _Extensions In Use_).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Negotiated {
+    /// The subprotocol the server selected, if any.
+    pub protocol: Option<String>,
+    /// The `Sec-WebSocket-Extensions` value in force, if any.
+    pub extensions: Option<String>,
+}
+
+/// A non-101 answer to a client's upgrade request (RFC 6455 §4.1 step 1): the
+/// caller handles it per HTTP (authentication, a redirect, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// The reason phrase.
+    pub reason: String,
+    /// The header fields.
+    pub headers: Headers,
+    /// The body bytes received with the headers (possibly partial).
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The redirect target of a 3xx response.
+    pub fn location(&self) -> Option<&str> {
+        if (300..400).contains(&self.status) {
+            self.headers.get_str("location")
+        } else {
+            None
+        }
+    }
+}
+
+/// The opening handshake failed. Server-side variants carry the HTTP status
+/// sent to the client ([`HandshakeError::http_status`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HandshakeError {
+    /// RFC 6455 §4.1 step 1: the server answered with a status other than 101.
+    #[error("the server answered {} instead of 101", .0.status)]
+    Rejected(Box<Response>),
+    /// The HTTP message is not valid HTTP/1.1 (400).
+    #[error("malformed HTTP message: {0}")]
+    Malformed(&'static str),
+    /// RFC 6455 §4.2.1 item 1: the method is not GET (405).
+    #[error("the method is not GET (RFC 6455 §4.2.1)")]
+    MethodNotGet,
+    /// RFC 6455 §4.2.1 item 1: HTTP/1.1 or higher is required (400).
+    #[error("HTTP/1.1 or higher is required (RFC 6455 §4.2.1)")]
+    HttpVersion,
+    /// RFC 6455 §4.2.1 item 2: no Host header (400).
+    #[error("no Host header (RFC 6455 §4.2.1)")]
+    MissingHost,
+    /// RFC 6455 §4.1 step 2, §4.2.1 item 3: `Upgrade` lacks `websocket`.
+    #[error("the Upgrade header lacks \"websocket\" (RFC 6455 §4.1, §4.2.1)")]
+    MissingUpgrade,
+    /// RFC 6455 §4.1 step 3, §4.2.1 item 4: `Connection` lacks the `Upgrade` token.
+    #[error("the Connection header lacks the Upgrade token (RFC 6455 §4.1, §4.2.1)")]
+    MissingConnectionUpgrade,
+    /// RFC 6455 §4.2.1 item 5: the key is missing or does not decode to 16 bytes (400).
+    #[error("Sec-WebSocket-Key is missing or not 16 bytes in base64 (RFC 6455 §4.2.1)")]
+    InvalidKey,
+    /// RFC 6455 §4.2.1 item 6, §4.4: only version 13 is spoken (426).
+    #[error("Sec-WebSocket-Version is not 13 (RFC 6455 §4.2.1)")]
+    UnsupportedVersion,
+    /// RFC 6455 §4.1 step 4: `Sec-WebSocket-Accept` is missing or wrong.
+    #[error("Sec-WebSocket-Accept is missing or wrong (RFC 6455 §4.1)")]
+    AcceptMismatch,
+    /// RFC 6455 §4.1 step 6: the server selected a subprotocol that was not offered.
+    #[error("the server selected a subprotocol that was not offered (RFC 6455 §4.1)")]
+    UnexpectedProtocol,
+    /// RFC 6455 §4.1 step 5: the server selected an extension that was not offered.
+    #[error("the server selected an extension that was not offered (RFC 6455 §4.1)")]
+    UnexpectedExtension,
+    /// The header block exceeds [`Config::max_handshake_size`](crate::Config::max_handshake_size) (431).
+    #[error("the handshake's header block exceeds the limit of {0} bytes")]
+    HeadersTooLarge(usize),
+    /// More header fields than [`Config::max_headers`](crate::Config::max_headers) (431).
+    #[error("more than {0} header fields")]
+    TooManyHeaders(usize),
+    /// The stream ended before the handshake completed.
+    #[error("the stream ended during the opening handshake")]
+    Eof,
+}
+
+impl HandshakeError {
+    /// The HTTP status a server answers this error with (`None` for client-side errors).
+    pub fn http_status(&self) -> Option<u16> {
+        Some(match self {
+            Self::Malformed(_)
+            | Self::HttpVersion
+            | Self::MissingHost
+            | Self::MissingUpgrade
+            | Self::MissingConnectionUpgrade
+            | Self::InvalidKey => 400,
+            Self::MethodNotGet => 405,
+            Self::UnsupportedVersion => 426,
+            Self::HeadersTooLarge(_) | Self::TooManyHeaders(_) => 431,
+            Self::Rejected(_)
+            | Self::AcceptMismatch
+            | Self::UnexpectedProtocol
+            | Self::UnexpectedExtension
+            | Self::Eof => return None,
+        })
+    }
+}
+
+/// Finds the end of an HTTP header block (`\r\n\r\n`) in `buf`, starting the
+/// search at `from` (bytes before it are known not to end the block).
+pub(crate) fn find_header_end(buf: &[u8], from: usize) -> Option<usize> {
+    let from = from.saturating_sub(3);
+    buf.get(from..)?
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| from + i + 4)
+}
+
+/// Whether `s` may go in a header field without breaking the message (no CR, LF or NUL).
+pub(crate) fn is_safe_field(s: &str) -> bool {
+    !s.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0))
+}
+
+/// Maps httparse's error to a static description.
+pub(crate) fn httparse_error(e: httparse::Error) -> HandshakeError {
+    match e {
+        httparse::Error::TooManyHeaders => HandshakeError::Malformed("too many headers"),
+        other => HandshakeError::Malformed(match other {
+            httparse::Error::HeaderName => "invalid header name",
+            httparse::Error::HeaderValue => "invalid header value",
+            httparse::Error::NewLine => "invalid line ending",
+            httparse::Error::Status => "invalid status",
+            httparse::Error::Token => "invalid token",
+            httparse::Error::Version => "invalid HTTP version",
+            _ => "malformed",
+        }),
+    }
+}

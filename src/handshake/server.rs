@@ -1,0 +1,284 @@
+//! The server's side of the opening handshake (RFC 6455 §4.2).
+
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt::Write as _;
+
+use base64::Engine as _;
+
+use super::{HandshakeError, Headers, accept_key, find_header_end, httparse_error, is_safe_field};
+use crate::frame::Status;
+
+/// A client's valid upgrade request (RFC 6455 §4.2.1), for the application to
+/// accept or reject: the place for Origin checks (§10.2), authentication and
+/// subprotocol selection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    path: String,
+    key: String,
+    headers: Headers,
+}
+
+impl Request {
+    /// The request target: the /resource name/ (path and query).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The `Host` header.
+    pub fn host(&self) -> &str {
+        self.headers.get_str("host").unwrap_or_default()
+    }
+
+    /// The `Origin` header, sent by every browser (RFC 6455 §10.2).
+    pub fn origin(&self) -> Option<&str> {
+        self.headers.get_str("origin")
+    }
+
+    /// The subprotocols offered, in the client's order of preference.
+    pub fn protocols(&self) -> impl Iterator<Item = &str> {
+        self.headers
+            .tokens("sec-websocket-protocol")
+            .filter_map(|t| core::str::from_utf8(t).ok())
+    }
+
+    /// The extension offers, one element of `Sec-WebSocket-Extensions` each.
+    pub fn extensions(&self) -> impl Iterator<Item = &str> {
+        self.headers
+            .tokens("sec-websocket-extensions")
+            .filter_map(|t| core::str::from_utf8(t).ok())
+    }
+
+    /// The `Sec-WebSocket-Key` as sent.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Every header field.
+    pub fn headers(&self) -> &Headers {
+        &self.headers
+    }
+}
+
+/// How the application accepts an upgrade request.
+///
+/// ```
+/// use wsmachine::handshake::Accept;
+/// let accept = Accept::new().protocol("chat.v2").header("Set-Cookie", "session=1");
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Accept {
+    pub(crate) protocol: Option<String>,
+    pub(crate) headers: Vec<(String, String)>,
+}
+
+impl Accept {
+    /// Accept with no subprotocol and no extra headers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Selects a subprotocol; it must be one the client offered.
+    pub fn protocol(mut self, protocol: &str) -> Self {
+        self.protocol = Some(String::from(protocol));
+        self
+    }
+
+    /// Adds a header field to the 101 response.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((String::from(name), String::from(value)));
+        self
+    }
+
+    /// The subprotocol selected.
+    pub fn selected_protocol(&self) -> Option<&str> {
+        self.protocol.as_deref()
+    }
+}
+
+/// Parses and validates a client's request (RFC 6455 §4.2.1) from the start of
+/// `buf`: the request and the length of its header block (bytes after it are
+/// frames), or `Partial`. An error says which HTTP status to answer with
+/// ([`HandshakeError::http_status`]).
+pub fn parse_request(
+    buf: &[u8],
+    max_size: usize,
+    max_headers: usize,
+) -> Result<Status<(Request, usize)>, HandshakeError> {
+    let Some(end) = find_header_end(buf, 0) else {
+        if buf.len() > max_size {
+            return Err(HandshakeError::HeadersTooLarge(max_size));
+        }
+        return Ok(Status::Partial { needed: 1 });
+    };
+    if end > max_size {
+        return Err(HandshakeError::HeadersTooLarge(max_size));
+    }
+    let mut fields = vec![httparse::EMPTY_HEADER; max_headers];
+    let mut request = httparse::Request::new(&mut fields);
+    match request.parse(&buf[..end]) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => {
+            return Err(HandshakeError::Malformed("truncated header block"));
+        }
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(HandshakeError::TooManyHeaders(max_headers));
+        }
+        Err(e) => return Err(httparse_error(e)),
+    }
+    // RFC 6455 §4.2.1 item 1: an HTTP/1.1 or higher GET request.
+    if request.method != Some("GET") {
+        return Err(HandshakeError::MethodNotGet);
+    }
+    if request.version != Some(1) {
+        return Err(HandshakeError::HttpVersion);
+    }
+    let path = String::from(request.path.unwrap_or("/"));
+    let headers = Headers::from_httparse(request.headers);
+    // Item 2: a Host header.
+    if headers
+        .get("host")
+        .is_none_or(|h| h.trim_ascii().is_empty())
+    {
+        return Err(HandshakeError::MissingHost);
+    }
+    // Items 3 and 4: Upgrade: websocket and Connection: Upgrade, as tokens in any case.
+    if !headers.has_token("upgrade", "websocket") {
+        return Err(HandshakeError::MissingUpgrade);
+    }
+    if !headers.has_token("connection", "upgrade") {
+        return Err(HandshakeError::MissingConnectionUpgrade);
+    }
+    // Item 6 and §4.4: a version other than 13 is answered with 426.
+    if headers.get("sec-websocket-version").map(<[u8]>::trim_ascii) != Some(b"13") {
+        return Err(HandshakeError::UnsupportedVersion);
+    }
+    // Item 5: a key that decodes to 16 bytes.
+    let key = headers
+        .get_str("sec-websocket-key")
+        .map(str::trim)
+        .filter(|k| {
+            base64::engine::general_purpose::STANDARD
+                .decode(k)
+                .is_ok_and(|nonce| nonce.len() == 16)
+        })
+        .ok_or(HandshakeError::InvalidKey)?;
+    Ok(Status::Complete((
+        Request {
+            path,
+            key: String::from(key),
+            headers,
+        },
+        end,
+    )))
+}
+
+/// Writes the 101 response that accepts `request` (RFC 6455 §4.2.2).
+/// `extensions` is the negotiated `Sec-WebSocket-Extensions` value, if any.
+///
+/// Fails if the selected subprotocol was not offered or a header field holds
+/// CR, LF or NUL.
+pub fn accept_response(
+    request: &Request,
+    accept: &Accept,
+    extensions: Option<&str>,
+    out: &mut Vec<u8>,
+) -> Result<(), crate::UsageError> {
+    if let Some(p) = &accept.protocol
+        && !request.protocols().any(|offered| offered == p)
+    {
+        return Err(crate::UsageError::ProtocolNotOffered);
+    }
+    check_fields(&accept.headers)?;
+    let mut s = String::with_capacity(160);
+    let _ = write!(
+        s,
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
+        accept_key(request.key.as_bytes())
+    );
+    if let Some(p) = &accept.protocol {
+        let _ = write!(s, "Sec-WebSocket-Protocol: {p}\r\n");
+    }
+    if let Some(e) = extensions {
+        let _ = write!(s, "Sec-WebSocket-Extensions: {e}\r\n");
+    }
+    for (name, value) in &accept.headers {
+        let _ = write!(s, "{name}: {value}\r\n");
+    }
+    s.push_str("\r\n");
+    out.extend_from_slice(s.as_bytes());
+    Ok(())
+}
+
+/// Writes a response that refuses the upgrade: `status`, the headers, and the
+/// body with its `Content-Length`, and `Connection: close`. A 426 carries
+/// `Sec-WebSocket-Version: 13` (RFC 6455 §4.4).
+pub fn reject_response(
+    status: u16,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), crate::UsageError> {
+    if !(200..=599).contains(&status) || status == 101 {
+        return Err(crate::UsageError::InvalidStatus(status));
+    }
+    for (name, value) in headers {
+        if !is_field_name(name) || !is_safe_field(value) {
+            return Err(crate::UsageError::InvalidHeader);
+        }
+    }
+    let mut s = String::with_capacity(128);
+    let _ = write!(s, "HTTP/1.1 {status} {}\r\n", reason_phrase(status));
+    if status == 426 {
+        s.push_str("Sec-WebSocket-Version: 13\r\n");
+    }
+    for (name, value) in headers {
+        let _ = write!(s, "{name}: {value}\r\n");
+    }
+    let _ = write!(
+        s,
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    out.extend_from_slice(s.as_bytes());
+    out.extend_from_slice(body);
+    Ok(())
+}
+
+fn is_field_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':')
+}
+
+fn check_fields(fields: &[(String, String)]) -> Result<(), crate::UsageError> {
+    if fields
+        .iter()
+        .all(|(n, v)| is_field_name(n) && is_safe_field(v))
+    {
+        Ok(())
+    } else {
+        Err(crate::UsageError::InvalidHeader)
+    }
+}
+
+fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        301 => "Moved Permanently",
+        302 => "Found",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        426 => "Upgrade Required",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Unknown",
+    }
+}
