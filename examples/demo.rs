@@ -67,6 +67,7 @@ fn deliver(from_name: &str, from: &mut Connection, to_name: &str, to: &mut Conne
                 println!("  {to_name} got pong {:?}", String::from_utf8_lossy(data));
                 None
             }
+            Event::Request(_) | Event::Open(_) => None, // connections created open skip the handshake
             Event::Closed(info) => {
                 println!(
                     "  {to_name} closed: code {} reason {:?}, started by {:?}, clean: {}",

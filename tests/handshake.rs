@@ -48,6 +48,9 @@ fn serve(bytes: &[u8]) -> (Connection, Vec<OwnedEvent>, Vec<u8>) {
     (server, ev, out)
 }
 
+/// A predicate on the error a case must produce.
+type Expect = fn(&HandshakeError) -> bool;
+
 fn handshake_error(events: &[OwnedEvent]) -> &HandshakeError {
     match events.last() {
         Some(OwnedEvent::Closed(info)) => match info.error() {
@@ -149,7 +152,7 @@ fn a_request_arriving_one_byte_at_a_time_with_a_frame_behind_it() {
 
 #[test]
 fn server_answers_bad_requests_with_the_right_status() {
-    let cases: &[(&[&str], u16, fn(&HandshakeError) -> bool)] = &[
+    let cases: &[(&[&str], u16, Expect)] = &[
         (&["POST /chat HTTP/1.1"], 405, |e| {
             matches!(e, HandshakeError::MethodNotGet)
         }),
@@ -323,7 +326,7 @@ fn client_validates_the_response() {
         matches!(&ev[..], [OwnedEvent::Open(n)] if n.protocol.as_deref() == Some("chat") && n.extensions.as_deref() == Some("x-known; a=1")),
         "{ev:?}"
     );
-    let bad: &[(String, fn(&HandshakeError) -> bool)] = &[
+    let bad: &[(String, Expect)] = &[
         (ok.replace("{accept}", "d3Jvbmc=") + "\r\n", |e| {
             matches!(e, HandshakeError::AcceptMismatch)
         }),

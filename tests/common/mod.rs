@@ -2,8 +2,11 @@
 //! the byte stream is split into reads. No sockets, no sleeps.
 #![allow(dead_code)]
 
-use wsmachine::frame::{FrameHeader, OpCode, encode_frame};
-use wsmachine::{Config, Connection, OwnedEvent, SeededEntropy};
+use wsmachine::frame::{Frame, FrameHeader, OpCode, Status, encode_frame};
+use wsmachine::{
+    CloseCode, Config, Connection, Error, Initiator, MessageKind, OwnedEvent, ProtocolError,
+    SeededEntropy,
+};
 
 /// A client and a server connection wired back to back.
 pub struct Pair {
@@ -173,4 +176,110 @@ pub fn sent_close(wire: &[u8]) -> Option<(u16, String)> {
         }
         rest = &mut rest[used..];
     }
+}
+
+/// A server connection whose default config is adjusted by `adjust`.
+pub fn server_with(adjust: impl FnOnce(&mut Config)) -> Connection {
+    let mut config = Config::default();
+    adjust(&mut config);
+    Connection::open_server(config)
+}
+
+/// A client connection (seeded entropy) whose default config is adjusted by `adjust`.
+pub fn client_with(adjust: impl FnOnce(&mut Config)) -> Connection {
+    let mut config = Config::default();
+    adjust(&mut config);
+    Connection::open_client(config, SeededEntropy::new(0x5eed))
+}
+
+/// Concatenates encoded frames into one byte stream.
+pub fn concat(frames: &[Vec<u8>]) -> Vec<u8> {
+    frames.concat()
+}
+
+/// Splits a connection's output into frames: (header, unmasked payload) each.
+/// Panics if the output does not end on a frame boundary.
+pub fn decode_all(wire: &[u8]) -> Vec<(FrameHeader, Vec<u8>)> {
+    let mut buf = wire.to_vec();
+    let mut rest = &mut buf[..];
+    let mut frames = Vec::new();
+    while !rest.is_empty() {
+        let Status::Complete((frame, used)) = Frame::decode(rest).expect("output decodes") else {
+            panic!("output ends mid-frame");
+        };
+        frames.push((frame.header, frame.payload.to_vec()));
+        rest = &mut rest[used..];
+    }
+    frames
+}
+
+/// Asserts that `events` end with the connection failing on `error`: the event
+/// reports it with close code `code`, initiator Local, not clean; the connection
+/// queued a close frame with `code`; and no further event follows.
+pub fn expect_failure(
+    conn: &mut Connection,
+    events: &[OwnedEvent],
+    code: u16,
+    error: ProtocolError,
+) {
+    let info = closed(events);
+    assert_eq!(
+        info.error(),
+        Some(&Error::Protocol(error)),
+        "events: {events:?}"
+    );
+    assert_eq!(info.code(), CloseCode(code));
+    assert_eq!(info.initiator(), Initiator::Local);
+    assert!(!info.is_clean());
+    assert!(conn.is_closed());
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e, OwnedEvent::Closed(_)))
+            .count(),
+        1,
+        "exactly one Closed event"
+    );
+    let wire = take_transmit(conn);
+    assert_eq!(
+        sent_close(&wire).map(|(c, _)| c),
+        Some(code),
+        "close frame sent"
+    );
+    assert!(
+        conn.poll_event().is_none(),
+        "nothing after the Closed event"
+    );
+}
+
+/// Collapses streamed pieces into (kind, message bytes), keeping other events in
+/// place, and checks the first/last flags on the way.
+pub fn assemble_streamed(events: &[OwnedEvent]) -> Vec<OwnedEvent> {
+    let mut out = Vec::new();
+    let mut current: Option<(MessageKind, Vec<u8>)> = None;
+    for event in events {
+        match event {
+            OwnedEvent::Fragment {
+                kind,
+                data,
+                first,
+                last,
+            } => {
+                assert_eq!(*first, current.is_none(), "first flag in {events:?}");
+                let (k, buf) = current.get_or_insert((*kind, Vec::new()));
+                assert_eq!(k, kind, "kind changed mid-message");
+                buf.extend_from_slice(data);
+                if *last {
+                    let (kind, buf) = current.take().unwrap();
+                    out.push(match kind {
+                        MessageKind::Text => OwnedEvent::Text(String::from_utf8(buf).unwrap()),
+                        MessageKind::Binary => OwnedEvent::Binary(buf),
+                    });
+                }
+            }
+            other => out.push(other.clone()),
+        }
+    }
+    assert!(current.is_none(), "message left unfinished: {events:?}");
+    out
 }
