@@ -33,6 +33,24 @@ pub(crate) fn from_utf8(bytes: &[u8]) -> Result<&str, InvalidUtf8> {
     simdutf8::basic::from_utf8(bytes).map_err(|_| InvalidUtf8)
 }
 
+/// Text that was validated while parsing, handed out without validating it again.
+///
+/// Validating twice would cost as much again as the validation itself on long
+/// text (see the `utf8` group of `benches/codec.rs`); this is the one place
+/// that trusts an earlier check.
+#[allow(unsafe_code)]
+#[inline]
+pub(crate) fn assume_validated(bytes: &[u8]) -> &str {
+    debug_assert!(core::str::from_utf8(bytes).is_ok());
+    // SAFETY: the connection passes only a text message it has validated as a
+    // whole, with `from_utf8` (a message kept in place, validated in `end_frame`)
+    // or chunk by chunk with a `Utf8Validator` ended by `finish` (an assembled
+    // message), and the bytes are not written between that check and this call:
+    // the receive buffer's held bytes are only moved (compaction keeps their
+    // content), and the assembly buffer is only appended to before the message ends.
+    unsafe { core::str::from_utf8_unchecked(bytes) }
+}
+
 /// Width of the code point that `lead` starts (lead is a valid lead byte).
 fn width(lead: u8) -> usize {
     match lead {

@@ -75,6 +75,8 @@ struct Core {
     frame: Option<Disposition>,
     /// What to drop at the next mutation: the bytes of the event handed out.
     release: Release,
+    /// An event parsed by [`Connection::has_event`] and not yet handed out.
+    pending: Option<Ready>,
     /// Streaming mode: whether the message in progress has delivered a piece.
     streamed: bool,
     eof: bool,
@@ -125,28 +127,31 @@ enum State {
     },
 }
 
-/// An event found by the parser, as positions (no borrow), turned into an
-/// [`Event`] once parsing is done.
+/// An event found by the parser, turned into an [`Event`] when handed out.
+/// Payloads are the receive buffer's held bytes (`Rx::held`), which stay valid
+/// when the buffer is compacted, or the assembly buffer: no positions to go stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ready {
-    /// A whole message, in place in the receive buffer or in the assembly buffer.
+    /// A whole message; text is already validated.
     Message(MessageKind, Source),
-    /// A streamed piece of a message, in the receive buffer.
+    /// A streamed piece of a message.
     Piece {
         kind: MessageKind,
-        range: Range<usize>,
         first: bool,
         last: bool,
     },
-    Ping(Range<usize>),
-    Pong(Range<usize>),
+    Ping,
+    Pong,
     Request,
     Open,
     Closed,
 }
 
-#[derive(Clone)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Source {
-    InPlace(Range<usize>),
+    /// The held bytes of the receive buffer.
+    InPlace,
+    /// The assembly buffer.
     Assembled,
 }
 
@@ -218,6 +223,7 @@ impl Connection {
                 reader,
                 frame: None,
                 release: Release::Nothing,
+                pending: None,
                 streamed: false,
                 eof: false,
                 tx: Vec::new(),
@@ -325,34 +331,35 @@ impl Connection {
     ///
     /// The event borrows the connection until its next mutation.
     pub fn poll_event(&mut self) -> Option<Event<'_>> {
-        self.settle();
-        let ready = self.parse()?;
+        if !self.has_event() {
+            return None;
+        }
+        let ready = self.core.pending.take()?;
         let Self { rx, core } = self;
+        core.release = match ready {
+            Ready::Message(_, Source::Assembled) => Release::Message,
+            Ready::Message(_, Source::InPlace)
+            | Ready::Piece { .. }
+            | Ready::Ping
+            | Ready::Pong => Release::Held,
+            Ready::Request | Ready::Open | Ready::Closed => Release::Nothing,
+        };
+        let held = &rx.buf[rx.held()];
         Some(match ready {
             Ready::Message(kind, source) => {
                 let bytes = match source {
-                    Source::InPlace(range) => &rx.buf[range],
+                    Source::InPlace => held,
                     Source::Assembled => &rx.message[..],
                 };
                 match kind {
                     MessageKind::Binary => Event::Binary(bytes),
-                    // A message kept in place is validated here, in one pass over it
-                    // (its last chunk was not validated on arrival); an assembled one
-                    // was validated chunk by chunk, so this cannot fail for it.
-                    MessageKind::Text => match utf8::from_utf8(bytes) {
-                        Ok(text) => Event::Text(text),
-                        Err(_) => Event::Closed(core.fail(ProtocolError::InvalidUtf8)),
-                    },
+                    // Validated while parsing: whole, or chunk by chunk.
+                    MessageKind::Text => Event::Text(utf8::assume_validated(bytes)),
                 }
             }
-            Ready::Piece {
+            Ready::Piece { kind, first, last } => Event::Fragment(Fragment {
                 kind,
-                range,
-                first,
-                last,
-            } => Event::Fragment(Fragment {
-                kind,
-                data: &rx.buf[range],
+                data: held,
                 first,
                 last,
             }),
@@ -361,13 +368,27 @@ impl Connection {
                 _ => unreachable!("Ready::Request is only produced in RequestReceived"),
             },
             Ready::Open => Event::Open(&core.negotiated),
-            Ready::Ping(range) => Event::Ping(&rx.buf[range]),
-            Ready::Pong(range) => Event::Pong(&rx.buf[range]),
+            Ready::Ping => Event::Ping(held),
+            Ready::Pong => Event::Pong(held),
             Ready::Closed => match &core.state {
                 State::Closed { info, .. } => Event::Closed(info),
                 _ => unreachable!("Ready::Closed is only produced once the state is Closed"),
             },
         })
+    }
+
+    /// Output: parses received bytes up to the next event without handing it
+    /// out, and says whether there is one. Whatever parsing queued (a pong, the
+    /// echo of a close, the close frame of a failure) is already in
+    /// [`poll_transmit`](Self::poll_transmit), so an adapter can write it
+    /// before it hands the event to the application; the next
+    /// [`poll_event`](Self::poll_event) returns the event.
+    pub fn has_event(&mut self) -> bool {
+        if self.core.pending.is_none() {
+            self.settle();
+            self.core.pending = self.parse();
+        }
+        self.core.pending.is_some()
     }
 
     /// Output: the bytes waiting to be sent, or `None` if there are none.
@@ -646,8 +667,7 @@ impl Connection {
         };
         core.frame = Some(disposition);
         if header.payload_len == 0 {
-            let at = self.rx.cursor;
-            return self.end_frame(at..at);
+            return self.end_frame(true);
         }
         Ok(None)
     }
@@ -661,7 +681,7 @@ impl Connection {
         let chunk = &self.rx.buf[range.clone()];
         match core.frame {
             // Kept whole in place; a text message is validated on arrival except
-            // for the chunk that completes it, which is validated with the whole.
+            // for the chunk that completes it, when the whole is validated at once.
             Some(Disposition::InPlace(_)) if !frame_end => core.reader.data(chunk)?,
             Some(Disposition::Control(_) | Disposition::InPlace(_)) | None => {}
             Some(Disposition::Assembled) => {
@@ -673,65 +693,55 @@ impl Connection {
             Some(Disposition::Streamed(kind)) => {
                 core.reader.data(chunk)?;
                 if !frame_end {
-                    return Ok(Some(core.piece(kind, range, false)));
+                    return Ok(Some(core.piece(kind, false)));
                 }
             }
         }
         if frame_end {
-            return self.end_frame(range);
+            return self.end_frame(range.is_empty());
         }
         Ok(None)
     }
 
-    /// The current frame is complete; `last` is its final chunk (maybe empty).
-    fn end_frame(&mut self, last: Range<usize>) -> Result<Option<Ready>, ProtocolError> {
+    /// The current frame is complete; `empty_tail`: its last chunk was empty.
+    fn end_frame(&mut self, empty_tail: bool) -> Result<Option<Ready>, ProtocolError> {
         let core = &mut self.core;
-        let held = self.rx.held();
+        let held = &self.rx.buf[self.rx.held()];
         let Some(disposition) = core.frame.take() else {
             return Ok(None);
         };
         Ok(match disposition {
-            Disposition::Control(opcode) => {
-                core.release = Release::Held;
-                core.control(opcode, &self.rx.buf[held.clone()], held)?
-            }
+            Disposition::Control(opcode) => core.control(opcode, held)?,
             Disposition::InPlace(kind) => {
                 core.reader.end_frame_unvalidated();
-                core.release = Release::Held;
-                Some(Ready::Message(kind, Source::InPlace(held)))
+                // RFC 6455 §8.1: the whole message, in one pass (earlier chunks were
+                // also checked on arrival, to fail early).
+                if kind == MessageKind::Text && utf8::from_utf8(held).is_err() {
+                    return Err(ProtocolError::InvalidUtf8);
+                }
+                Some(Ready::Message(kind, Source::InPlace))
             }
-            Disposition::Assembled => core.reader.end_frame()?.map(|kind| {
-                core.release = Release::Message;
-                Ready::Message(kind, Source::Assembled)
-            }),
+            Disposition::Assembled => core
+                .reader
+                .end_frame()?
+                .map(|kind| Ready::Message(kind, Source::Assembled)),
             Disposition::Streamed(kind) => {
                 let done = core.reader.end_frame()?.is_some();
                 // An empty frame that does not end the message has nothing to say.
-                (done || !last.is_empty()).then(|| core.piece(kind, last, done))
+                (done || !empty_tail).then(|| core.piece(kind, done))
             }
         })
     }
 }
 
 impl Core {
-    fn piece(&mut self, kind: MessageKind, range: Range<usize>, last: bool) -> Ready {
+    fn piece(&mut self, kind: MessageKind, last: bool) -> Ready {
         let first = !core::mem::replace(&mut self.streamed, true);
-        self.release = Release::Held;
-        Ready::Piece {
-            kind,
-            range,
-            first,
-            last,
-        }
+        Ready::Piece { kind, first, last }
     }
 
     /// A whole control frame arrived (RFC 6455 §5.5).
-    fn control(
-        &mut self,
-        opcode: OpCode,
-        payload: &[u8],
-        range: Range<usize>,
-    ) -> Result<Option<Ready>, ProtocolError> {
+    fn control(&mut self, opcode: OpCode, payload: &[u8]) -> Result<Option<Ready>, ProtocolError> {
         Ok(Some(match opcode {
             OpCode::PING => {
                 // RFC 6455 §5.5.2: answer with a pong carrying the same data, unless
@@ -739,9 +749,9 @@ impl Core {
                 if self.config.auto_pong && matches!(self.state, State::Open) {
                     self.queue(OpCode::PONG, true, payload);
                 }
-                Ready::Ping(range)
+                Ready::Ping
             }
-            OpCode::PONG => Ready::Pong(range),
+            OpCode::PONG => Ready::Pong,
             _ => {
                 let frame = CloseFrame::parse(payload)?;
                 let code = frame
@@ -774,7 +784,7 @@ impl Core {
 
     /// RFC 6455 §7.1.7: fail the connection: send a close with the error's code
     /// (unless one was sent already) and process nothing more.
-    fn fail(&mut self, error: ProtocolError) -> &CloseInfo {
+    fn fail(&mut self, error: ProtocolError) {
         let code = error.close_code();
         let mut reason = error.to_string();
         let mut cut = reason.len().min(MAX_REASON_LEN);
@@ -797,10 +807,6 @@ impl Core {
             },
             reported: true,
         };
-        match &self.state {
-            State::Closed { info, .. } => info,
-            _ => unreachable!(),
-        }
     }
 
     /// The connection ends without a close frame from the peer: 1006 (RFC 6455
