@@ -87,6 +87,9 @@
 
 extern crate alloc;
 
+#[cfg(any(feature = "blocking", feature = "tokio"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "blocking", feature = "tokio"))))]
+pub mod adapter;
 mod close;
 mod config;
 mod connection;

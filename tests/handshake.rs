@@ -1,5 +1,5 @@
 //! The opening handshake (RFC 6455 §4) for both roles, in memory.
-use wsmachine::handshake::{Accept, ClientRequest, HandshakeError, UriError};
+use wsmachine::handshake::{Accept, ClientRequest, HandshakeError, Reject, UriError};
 use wsmachine::{Config, Connection, Error, Event, OwnedEvent, SeededEntropy, UsageError};
 
 fn events(conn: &mut Connection) -> Vec<OwnedEvent> {
@@ -271,15 +271,19 @@ fn the_application_rejects_or_picks_a_protocol() {
         Err(Error::Usage(UsageError::ProtocolNotOffered))
     ));
     assert!(matches!(
-        server.reject(101, &[], b""),
+        server.reject(&Reject::new(101)),
         Err(Error::Usage(UsageError::InvalidStatus(101)))
     ));
     assert!(matches!(
-        server.reject(403, &[("X-Bad\r\nInjected", "v")], b""),
+        server.reject(&Reject::new(403).header("X-Bad\r\nInjected", "v")),
         Err(Error::Usage(UsageError::InvalidHeader))
     ));
     server
-        .reject(403, &[("X-Reason", "origin")], b"forbidden origin")
+        .reject(
+            &Reject::new(403)
+                .header("X-Reason", "origin")
+                .body(b"forbidden origin"),
+        )
         .unwrap();
     let out = String::from_utf8(transmit(&mut server)).unwrap();
     assert!(out.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{out}");

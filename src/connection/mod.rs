@@ -19,7 +19,7 @@ use crate::frame::{
     Decoded, DecoderConfig, FrameDecoder, FrameHeader, OpCode, Role, Status, encode_frame,
 };
 use crate::handshake::{
-    self, Accept, ClientRequest, ExpectedResponse, HandshakeError, Negotiated, Request,
+    self, Accept, ClientRequest, ExpectedResponse, HandshakeError, Negotiated, Reject, Request,
 };
 use crate::message::{FrameClass, MessageKind, MessageReader};
 use crate::utf8::{self, Utf8Validator};
@@ -517,20 +517,15 @@ impl Connection {
         Ok(())
     }
 
-    /// Command (server): refuses the upgrade request with an HTTP `status`
-    /// (200–599, not 101), header fields and a body. The connection is over:
-    /// send the queued response, then close the transport. [`Event::Closed`] follows.
-    pub fn reject(
-        &mut self,
-        status: u16,
-        headers: &[(&str, &str)],
-        body: &[u8],
-    ) -> Result<(), Error> {
+    /// Command (server): refuses the upgrade request handed out as
+    /// [`Event::Request`] with an HTTP response. The connection is over: send
+    /// the queued response, then close the transport. [`Event::Closed`] follows.
+    pub fn reject(&mut self, reject: &Reject) -> Result<(), Error> {
         let core = &mut self.core;
         if !matches!(core.state, State::RequestReceived(_)) {
             return Err(UsageError::NoPendingRequest.into());
         }
-        handshake::reject_response(status, headers, body, &mut core.tx)?;
+        reject.encode(&mut core.tx)?;
         core.close_without_frame(Initiator::Local, None, false);
         Ok(())
     }

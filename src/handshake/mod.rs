@@ -16,7 +16,7 @@ use base64::Engine as _;
 use sha1::Digest as _;
 
 pub use client::{ClientRequest, ExpectedResponse, UriError, parse_response};
-pub use server::{Accept, Request, accept_response, parse_request, reject_response};
+pub use server::{Accept, Reject, Request, accept_response, parse_request, reject_response};
 
 /// The GUID that RFC 6455 §1.3 concatenates with the key.
 pub const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";

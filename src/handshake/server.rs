@@ -97,6 +97,59 @@ impl Accept {
     }
 }
 
+/// How the application refuses an upgrade request: an HTTP status (200–599,
+/// not 101), header fields and a body.
+///
+/// ```
+/// use wsmachine::handshake::Reject;
+/// let reject = Reject::new(403).header("X-Reason", "origin").body(b"forbidden");
+/// assert_eq!(reject.status(), 403);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reject {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Reject {
+    /// A refusal with `status` and no headers or body.
+    pub fn new(status: u16) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// Adds a header field.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((String::from(name), String::from(value)));
+        self
+    }
+
+    /// Sets the body.
+    pub fn body(mut self, body: &[u8]) -> Self {
+        self.body = body.to_vec();
+        self
+    }
+
+    /// The status.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// Writes the response, as [`reject_response`].
+    pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), crate::UsageError> {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        reject_response(self.status, &headers, &self.body, out)
+    }
+}
+
 /// Parses and validates a client's request (RFC 6455 §4.2.1) from the start of
 /// `buf`: the request and the length of its header block (bytes after it are
 /// frames), or `Partial`. An error says which HTTP status to answer with

@@ -1,0 +1,215 @@
+//! A blocking adapter: drives a [`Connection`] over any `std::io::Read + Write`,
+//! such as a `TcpStream` or a rustls `StreamOwned`.
+//!
+//! ```no_run
+//! use std::net::TcpStream;
+//! use wsmachine::{Config, OwnedEvent, adapter::blocking::WebSocket, handshake::ClientRequest};
+//!
+//! let request = ClientRequest::new("ws://127.0.0.1:9001/")?;
+//! let stream = TcpStream::connect(("127.0.0.1", 9001))?;
+//! let mut ws = WebSocket::connect(stream, &request, Config::default())?;
+//! ws.send_text("hello")?;
+//! while let Ok(event) = ws.recv() {
+//!     if let OwnedEvent::Text(text) = event { println!("{text}"); break }
+//! }
+//! # Ok::<_, Box<dyn std::error::Error>>(())
+//! ```
+
+use std::io::{ErrorKind, Read, Write};
+
+use super::{Error, NoDecision, OsEntropy, Step, handshake_step};
+use crate::handshake::{Accept, ClientRequest, Reject, Request};
+use crate::{CloseCode, Config, Connection, Event, MessageKind, OwnedEvent};
+
+/// A WebSocket over a blocking stream.
+#[derive(Debug)]
+pub struct WebSocket<S> {
+    stream: S,
+    conn: Connection,
+}
+
+impl<S: Read + Write> WebSocket<S> {
+    /// Client: sends the upgrade request for `request` over `stream` and waits
+    /// for the server's response. Masking keys come from the OS.
+    pub fn connect(stream: S, request: &ClientRequest, config: Config) -> Result<Self, Error> {
+        let conn = Connection::client(request, config, OsEntropy::new())?;
+        let mut ws = Self { stream, conn };
+        ws.handshake(&mut None::<NoDecision>)?;
+        Ok(ws)
+    }
+
+    /// Server: reads the client's upgrade request and accepts it, whatever it is.
+    pub fn accept(stream: S, config: Config) -> Result<Self, Error> {
+        Self::accept_with(stream, config, |_| Ok(Accept::new()))
+    }
+
+    /// Server: reads the client's upgrade request and lets `decide` accept it
+    /// (choosing a subprotocol, adding headers) or reject it (Origin checks,
+    /// authentication). A malformed request is answered with 400 (or 426, 431)
+    /// by the core.
+    pub fn accept_with(
+        stream: S,
+        config: Config,
+        decide: impl FnOnce(&Request) -> Result<Accept, Reject>,
+    ) -> Result<Self, Error> {
+        let mut ws = Self {
+            stream,
+            conn: Connection::server(config),
+        };
+        ws.handshake(&mut Some(decide))?;
+        Ok(ws)
+    }
+
+    /// Runs the opening handshake to its end, for both roles.
+    fn handshake<D>(&mut self, decide: &mut Option<D>) -> Result<(), Error>
+    where
+        D: FnOnce(&Request) -> Result<Accept, Reject>,
+    {
+        loop {
+            let event = self.recv()?;
+            match handshake_step(&mut self.conn, event, decide) {
+                Step::Continue => {}
+                Step::Open => return Ok(()),
+                Step::Rejected(status) => {
+                    self.flush()?;
+                    return Err(Error::Rejected(status));
+                }
+                Step::Failed(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Drives `conn` (already created, in any state) over `stream`.
+    pub fn from_connection(stream: S, conn: Connection) -> Self {
+        Self { stream, conn }
+    }
+
+    /// The next event, owned. After the [`OwnedEvent::Closed`] event every call
+    /// returns [`Error::Closed`].
+    pub fn recv(&mut self) -> Result<OwnedEvent, Error> {
+        self.recv_with(|event| event.into_owned())
+    }
+
+    /// The next event, lent to `f` without a copy: a message that arrived in one
+    /// frame is read straight from the receive buffer.
+    pub fn recv_with<R>(&mut self, f: impl FnOnce(Event<'_>) -> R) -> Result<R, Error> {
+        loop {
+            if self.conn.has_event() {
+                // Write what parsing queued (a pong, a close echo) before the event
+                // goes out. A peer that has gone cannot take the echo of its close;
+                // that is no error once the connection is closed.
+                if let Err(e) = self.flush()
+                    && !self.conn.is_closed()
+                {
+                    return Err(e);
+                }
+                if let Some(event) = self.conn.poll_event() {
+                    return Ok(f(event));
+                }
+            }
+            self.flush()?;
+            if self.conn.is_closed() {
+                return Err(Error::Closed);
+            }
+            self.fill()?;
+        }
+    }
+
+    /// Sends a text message.
+    pub fn send_text(&mut self, text: &str) -> Result<(), Error> {
+        self.conn.send_text(text)?;
+        self.flush()
+    }
+
+    /// Sends a binary message.
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.conn.send_binary(data)?;
+        self.flush()
+    }
+
+    /// Sends one fragment of a message (see [`Connection::send_fragment`]).
+    pub fn send_fragment(
+        &mut self,
+        kind: MessageKind,
+        data: &[u8],
+        fin: bool,
+    ) -> Result<(), Error> {
+        self.conn.send_fragment(kind, data, fin)?;
+        self.flush()
+    }
+
+    /// Sends a ping.
+    pub fn send_ping(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.conn.send_ping(payload)?;
+        self.flush()
+    }
+
+    /// Sends a pong.
+    pub fn send_pong(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.conn.send_pong(payload)?;
+        self.flush()
+    }
+
+    /// Starts the closing handshake; keep calling [`recv`](Self::recv) until
+    /// [`OwnedEvent::Closed`] to complete it.
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        self.conn.close(code, reason)?;
+        self.flush()
+    }
+
+    /// Writes everything the connection has queued, and flushes the stream.
+    pub fn flush(&mut self) -> Result<(), Error> {
+        while let Some(bytes) = self.conn.poll_transmit() {
+            match self.stream.write(bytes) {
+                Ok(0) => return Err(Error::Io(ErrorKind::WriteZero.into())),
+                Ok(n) => self.conn.transmitted(n),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(self.stream.flush()?)
+    }
+
+    /// Reads once into the connection's receive buffer.
+    fn fill(&mut self) -> Result<(), Error> {
+        loop {
+            match self.stream.read(self.conn.recv_buffer()) {
+                Ok(0) => {
+                    self.conn.handle_eof();
+                    return Ok(());
+                }
+                Ok(n) => {
+                    self.conn.commit_recv(n);
+                    return Ok(());
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// The connection, for its state and for commands batched before a [`flush`](Self::flush).
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The connection, mutably.
+    pub fn connection_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    /// The stream.
+    pub fn get_ref(&self) -> &S {
+        &self.stream
+    }
+
+    /// The stream, mutably (for socket options such as timeouts).
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
+
+    /// The stream and the connection.
+    pub fn into_parts(self) -> (S, Connection) {
+        (self.stream, self.conn)
+    }
+}

@@ -1,0 +1,135 @@
+//! Thin drivers that run a [`Connection`](crate::Connection) over a real
+//! stream. They own what the core does not: the socket, and the OS random
+//! number generator. Everything else (the handshake, pongs, close echoes,
+//! validation, limits) is the core's.
+//!
+//! - [`blocking`] (feature `blocking`): any `std::io::Read + Write`.
+//! - [`tokio`] (feature `tokio`): any `AsyncRead + AsyncWrite + Unpin`.
+//!
+//! Both write what the core queued before they hand an event to the
+//! application, so a pong or the echo of a close is never left behind.
+
+#[cfg(feature = "blocking")]
+#[cfg_attr(docsrs, doc(cfg(feature = "blocking")))]
+pub mod blocking;
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub mod tokio;
+
+use crate::Entropy;
+
+/// Random bytes from the operating system (`getrandom`), fetched 256 at a
+/// time: a cryptographically secure source for masking keys and
+/// `Sec-WebSocket-Key`, as RFC 6455 §10.3 asks.
+#[derive(Debug, Clone)]
+pub struct OsEntropy {
+    buf: [u8; 256],
+    pos: usize,
+}
+
+impl OsEntropy {
+    /// A source that fetches its first bytes when first used.
+    pub fn new() -> Self {
+        Self {
+            buf: [0; 256],
+            pos: 256,
+        }
+    }
+}
+
+impl Default for OsEntropy {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Entropy for OsEntropy {
+    fn fill(&mut self, dest: &mut [u8]) {
+        for byte in dest {
+            if self.pos == self.buf.len() {
+                // The OS generator does not fail on supported platforms once it is
+                // seeded; there is no safe way to go on without it.
+                getrandom::fill(&mut self.buf).expect("the OS random number generator failed");
+                self.pos = 0;
+            }
+            *byte = self.buf[self.pos];
+            self.pos += 1;
+        }
+    }
+}
+
+/// What an adapter reports.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The stream failed. The connection's state is intact: after a timeout
+    /// (`WouldBlock` / `TimedOut`) the call can be retried.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The WebSocket protocol or the opening handshake failed, or the call was
+    /// not allowed in the connection's state.
+    #[error(transparent)]
+    WebSocket(#[from] crate::Error),
+    /// The connection is closed: its [`Event::Closed`](crate::Event::Closed) was delivered.
+    #[error("the connection is closed")]
+    Closed,
+    /// The server's application refused the upgrade with this HTTP status.
+    #[error("the upgrade request was rejected with HTTP {0}")]
+    Rejected(u16),
+}
+
+/// What an adapter's handshake loop does next.
+enum Step {
+    /// Read on.
+    Continue,
+    /// The connection is open.
+    Open,
+    /// The application rejected the request: write the response, then fail.
+    Rejected(u16),
+    /// The handshake failed.
+    Failed(Error),
+}
+
+/// Reacts to one event of the opening handshake, for both roles: a server's
+/// request goes to `decide` (once), which accepts or rejects it.
+fn handshake_step<D>(
+    conn: &mut crate::Connection,
+    event: crate::OwnedEvent,
+    decide: &mut Option<D>,
+) -> Step
+where
+    D: FnOnce(
+        &crate::handshake::Request,
+    ) -> Result<crate::handshake::Accept, crate::handshake::Reject>,
+{
+    use crate::OwnedEvent;
+    let outcome = match event {
+        OwnedEvent::Request(request) => match decide.take().map(|d| d(&request)) {
+            Some(Ok(accept)) => conn.accept(accept),
+            Some(Err(reject)) => {
+                return match conn.reject(&reject) {
+                    Ok(()) => Step::Rejected(reject.status()),
+                    Err(e) => Step::Failed(e.into()),
+                };
+            }
+            None => Ok(()),
+        },
+        OwnedEvent::Open(_) => return Step::Open,
+        OwnedEvent::Closed(info) => {
+            return Step::Failed(
+                info.error()
+                    .cloned()
+                    .map_or(Error::Closed, Error::WebSocket),
+            );
+        }
+        _ => Ok(()),
+    };
+    match outcome {
+        Ok(()) => Step::Continue,
+        Err(e) => Step::Failed(e.into()),
+    }
+}
+
+/// A `decide` for clients, which never see a request.
+type NoDecision =
+    fn(&crate::handshake::Request) -> Result<crate::handshake::Accept, crate::handshake::Reject>;

@@ -1,0 +1,226 @@
+//! An async adapter: drives a [`Connection`] over any tokio `AsyncRead + AsyncWrite + Unpin`,
+//! such as a `TcpStream` or a `tokio_rustls` stream.
+//!
+//! Every future is cancel-safe: the state lives in the core, never in a future.
+//! A cancelled `recv` loses no byte and no event; a cancelled send leaves its
+//! message queued in the core, written by the next call.
+//!
+//! ```no_run
+//! use tokio::net::TcpStream;
+//! use wsmachine::{Config, OwnedEvent, adapter::tokio::WebSocket, handshake::ClientRequest};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let request = ClientRequest::new("ws://127.0.0.1:9001/")?;
+//! let stream = TcpStream::connect(("127.0.0.1", 9001)).await?;
+//! let mut ws = WebSocket::connect(stream, &request, Config::default()).await?;
+//! ws.send_text("hello").await?;
+//! while let Ok(event) = ws.recv().await {
+//!     if let OwnedEvent::Text(text) = event { println!("{text}"); break }
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::io::ErrorKind;
+
+use ::tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::{Error, NoDecision, OsEntropy, Step, handshake_step};
+use crate::handshake::{Accept, ClientRequest, Reject, Request};
+use crate::{CloseCode, Config, Connection, Event, MessageKind, OwnedEvent};
+
+/// A WebSocket over an async stream.
+#[derive(Debug)]
+pub struct WebSocket<S> {
+    stream: S,
+    conn: Connection,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
+    /// Client: sends the upgrade request for `request` over `stream` and waits
+    /// for the server's response. Masking keys come from the OS.
+    pub async fn connect(
+        stream: S,
+        request: &ClientRequest,
+        config: Config,
+    ) -> Result<Self, Error> {
+        let conn = Connection::client(request, config, OsEntropy::new())?;
+        let mut ws = Self { stream, conn };
+        ws.handshake(&mut None::<NoDecision>).await?;
+        Ok(ws)
+    }
+
+    /// Server: reads the client's upgrade request and accepts it, whatever it is.
+    pub async fn accept(stream: S, config: Config) -> Result<Self, Error> {
+        Self::accept_with(stream, config, |_| Ok(Accept::new())).await
+    }
+
+    /// Server: reads the client's upgrade request and lets `decide` accept it
+    /// (choosing a subprotocol, adding headers) or reject it (Origin checks,
+    /// authentication). A malformed request is answered with 400 (or 426, 431)
+    /// by the core.
+    pub async fn accept_with(
+        stream: S,
+        config: Config,
+        decide: impl FnOnce(&Request) -> Result<Accept, Reject>,
+    ) -> Result<Self, Error> {
+        let mut ws = Self {
+            stream,
+            conn: Connection::server(config),
+        };
+        ws.handshake(&mut Some(decide)).await?;
+        Ok(ws)
+    }
+
+    /// Runs the opening handshake to its end, for both roles.
+    async fn handshake<D>(&mut self, decide: &mut Option<D>) -> Result<(), Error>
+    where
+        D: FnOnce(&Request) -> Result<Accept, Reject>,
+    {
+        loop {
+            let event = self.recv().await?;
+            match handshake_step(&mut self.conn, event, decide) {
+                Step::Continue => {}
+                Step::Open => return Ok(()),
+                Step::Rejected(status) => {
+                    self.flush().await?;
+                    return Err(Error::Rejected(status));
+                }
+                Step::Failed(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Drives `conn` (already created, in any state) over `stream`.
+    pub fn from_connection(stream: S, conn: Connection) -> Self {
+        Self { stream, conn }
+    }
+
+    /// The next event, owned. After the [`OwnedEvent::Closed`] event every call
+    /// returns [`Error::Closed`].
+    pub async fn recv(&mut self) -> Result<OwnedEvent, Error> {
+        self.recv_with(|event| event.into_owned()).await
+    }
+
+    /// The next event, lent to `f` without a copy: a message that arrived in one
+    /// frame is read straight from the receive buffer.
+    pub async fn recv_with<R>(&mut self, f: impl FnOnce(Event<'_>) -> R) -> Result<R, Error> {
+        loop {
+            if self.conn.has_event() {
+                // Write what parsing queued (a pong, a close echo) before the event
+                // goes out. A peer that has gone cannot take the echo of its close;
+                // that is no error once the connection is closed.
+                if let Err(e) = self.flush().await
+                    && !self.conn.is_closed()
+                {
+                    return Err(e);
+                }
+                if let Some(event) = self.conn.poll_event() {
+                    return Ok(f(event));
+                }
+            }
+            self.flush().await?;
+            if self.conn.is_closed() {
+                return Err(Error::Closed);
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Sends a text message.
+    pub async fn send_text(&mut self, text: &str) -> Result<(), Error> {
+        self.conn.send_text(text)?;
+        self.flush().await
+    }
+
+    /// Sends a binary message.
+    pub async fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.conn.send_binary(data)?;
+        self.flush().await
+    }
+
+    /// Sends one fragment of a message (see [`Connection::send_fragment`]).
+    pub async fn send_fragment(
+        &mut self,
+        kind: MessageKind,
+        data: &[u8],
+        fin: bool,
+    ) -> Result<(), Error> {
+        self.conn.send_fragment(kind, data, fin)?;
+        self.flush().await
+    }
+
+    /// Sends a ping.
+    pub async fn send_ping(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.conn.send_ping(payload)?;
+        self.flush().await
+    }
+
+    /// Sends a pong.
+    pub async fn send_pong(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.conn.send_pong(payload)?;
+        self.flush().await
+    }
+
+    /// Starts the closing handshake; keep calling [`recv`](Self::recv) until
+    /// [`OwnedEvent::Closed`] to complete it.
+    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        self.conn.close(code, reason)?;
+        self.flush().await
+    }
+
+    /// Writes everything the connection has queued, and flushes the stream.
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        while let Some(bytes) = self.conn.poll_transmit() {
+            match self.stream.write(bytes).await {
+                Ok(0) => return Err(Error::Io(ErrorKind::WriteZero.into())),
+                Ok(n) => self.conn.transmitted(n),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(self.stream.flush().await?)
+    }
+
+    /// Reads once into the connection's receive buffer.
+    async fn fill(&mut self) -> Result<(), Error> {
+        loop {
+            match self.stream.read(self.conn.recv_buffer()).await {
+                Ok(0) => {
+                    self.conn.handle_eof();
+                    return Ok(());
+                }
+                Ok(n) => {
+                    self.conn.commit_recv(n);
+                    return Ok(());
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// The connection, for its state and for commands batched before a [`flush`](Self::flush).
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The connection, mutably.
+    pub fn connection_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    /// The stream.
+    pub fn get_ref(&self) -> &S {
+        &self.stream
+    }
+
+    /// The stream, mutably (for socket options such as timeouts).
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
+
+    /// The stream and the connection.
+    pub fn into_parts(self) -> (S, Connection) {
+        (self.stream, self.conn)
+    }
+}
