@@ -150,20 +150,6 @@ impl MessageReader {
         }
     }
 
-    /// Ends the current data frame like [`end_frame`](Self::end_frame) but
-    /// without the final UTF-8 check: for a caller that holds a whole
-    /// single-frame text message in one buffer and validates it in one pass.
-    /// Chunks before the last one should still go through [`data`](Self::data)
-    /// so that invalid text fails as early as it can.
-    pub fn end_frame_unvalidated(&mut self) -> Option<MessageKind> {
-        let done = self.current.filter(|c| c.fin).map(|c| c.kind);
-        if done.is_some() {
-            self.current = None;
-            self.utf8 = Utf8Validator::new();
-        }
-        done
-    }
-
     /// Ends the current data frame. Returns the message's kind when the frame
     /// ends the message, after checking that text does not stop mid code point.
     pub fn end_frame(&mut self) -> Result<Option<MessageKind>, ProtocolError> {

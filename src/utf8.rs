@@ -28,11 +28,6 @@ pub struct Utf8Validator {
 #[error("invalid UTF-8")]
 pub struct InvalidUtf8;
 
-/// Validates a whole slice as UTF-8, with SIMD where the CPU has it.
-pub(crate) fn from_utf8(bytes: &[u8]) -> Result<&str, InvalidUtf8> {
-    simdutf8::basic::from_utf8(bytes).map_err(|_| InvalidUtf8)
-}
-
 /// Text that was validated while parsing, handed out without validating it again.
 ///
 /// Validating twice would cost as much again as the validation itself on long
@@ -42,12 +37,12 @@ pub(crate) fn from_utf8(bytes: &[u8]) -> Result<&str, InvalidUtf8> {
 #[inline]
 pub(crate) fn assume_validated(bytes: &[u8]) -> &str {
     debug_assert!(core::str::from_utf8(bytes).is_ok());
-    // SAFETY: the connection passes only a text message it has validated as a
-    // whole, with `from_utf8` (a message kept in place, validated in `end_frame`)
-    // or chunk by chunk with a `Utf8Validator` ended by `finish` (an assembled
-    // message), and the bytes are not written between that check and this call:
-    // the receive buffer's held bytes are only moved (compaction keeps their
-    // content), and the assembly buffer is only appended to before the message ends.
+    // SAFETY: the connection passes only a text message whose every byte went
+    // through its `MessageReader` (a `Utf8Validator`, fed chunk by chunk in order
+    // and ended by `finish`, which fails on a truncated code point), and the bytes
+    // are not written between that check and this call: the receive buffer's held
+    // bytes are only moved (compaction keeps their content and order), and the
+    // assembly buffer is only appended to before the message ends.
     unsafe { core::str::from_utf8_unchecked(bytes) }
 }
 

@@ -675,10 +675,9 @@ impl Connection {
         let core = &mut self.core;
         let chunk = &self.rx.buf[range.clone()];
         match core.frame {
-            // Kept whole in place; a text message is validated on arrival except
-            // for the chunk that completes it, when the whole is validated at once.
-            Some(Disposition::InPlace(_)) if !frame_end => core.reader.data(chunk)?,
-            Some(Disposition::Control(_) | Disposition::InPlace(_)) | None => {}
+            // Kept whole in place; text is validated as it arrives, in one pass.
+            Some(Disposition::InPlace(_)) => core.reader.data(chunk)?,
+            Some(Disposition::Control(_)) | None => {}
             Some(Disposition::Assembled) => {
                 core.reader.data(chunk)?;
                 // RFC 6455 §10.4: the limit was checked on the header.
@@ -707,15 +706,10 @@ impl Connection {
         };
         Ok(match disposition {
             Disposition::Control(opcode) => core.control(opcode, held)?,
-            Disposition::InPlace(kind) => {
-                core.reader.end_frame_unvalidated();
-                // RFC 6455 §8.1: the whole message, in one pass (earlier chunks were
-                // also checked on arrival, to fail early).
-                if kind == MessageKind::Text && utf8::from_utf8(held).is_err() {
-                    return Err(ProtocolError::InvalidUtf8);
-                }
-                Some(Ready::Message(kind, Source::InPlace))
-            }
+            Disposition::InPlace(_) => core
+                .reader
+                .end_frame()?
+                .map(|kind| Ready::Message(kind, Source::InPlace)),
             Disposition::Assembled => core
                 .reader
                 .end_frame()?
