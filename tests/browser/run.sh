@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Starts the chat example and drives headless Chromium through two pages.
+# Installs Debian's chromium and playwright-core (npm) if they are missing.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "browser: installing Debian's chromium"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+(cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
+
+(cd "$root" && cargo build --quiet --all-features --example chat)
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+log="$root/target/chat-example.log"
+"$root/target/debug/examples/chat" "127.0.0.1:$port" >"$log" 2>&1 &
+pid=$!
+trap 'kill "$pid" 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+  sleep 0.1
+done
+
+CHAT_URL="http://127.0.0.1:$port/" CHAT_SCREENSHOT="$root/target/chat.png" timeout 120 node "$here/chat.mjs"
