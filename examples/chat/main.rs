@@ -23,7 +23,9 @@ const MAX_REQUEST: usize = 16 << 10;
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:8080".into());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:8080".into());
     let listener = TcpListener::bind(&addr).await?;
     let local = listener.local_addr()?;
     println!("chat: open http://{local}/ in two browser windows");
@@ -39,7 +41,11 @@ async fn main() -> std::io::Result<()> {
     }
 }
 
-async fn handle(mut stream: TcpStream, room: broadcast::Sender<Arc<str>>, port: u16) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+async fn handle(
+    mut stream: TcpStream,
+    room: broadcast::Sender<Arc<str>>,
+    port: u16,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     // Read the request head, bounded.
     let mut head = Vec::with_capacity(1024);
     let upgrade = loop {
@@ -53,14 +59,20 @@ async fn handle(mut stream: TcpStream, room: broadcast::Sender<Arc<str>>, port: 
             Ok(Status::Complete(_)) => break true,
             Ok(Status::Partial { .. }) => continue,
             // Not an upgrade: plain HTTP.
-            Err(HandshakeError::MissingUpgrade | HandshakeError::MissingConnectionUpgrade) => break false,
+            Err(HandshakeError::MissingUpgrade | HandshakeError::MissingConnectionUpgrade) => {
+                break false;
+            }
             // Anything else: let the server connection answer it (400, 426, 431 ...).
             Err(_) => break true,
         }
     };
     if !upgrade {
         let page = head.starts_with(b"GET / ") || head.starts_with(b"GET /index.html ");
-        let (status, body) = if page { ("200 OK", PAGE) } else { ("404 Not Found", "not found\n") };
+        let (status, body) = if page {
+            ("200 OK", PAGE)
+        } else {
+            ("404 Not Found", "not found\n")
+        };
         let response = format!(
             "HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
@@ -74,15 +86,21 @@ async fn handle(mut stream: TcpStream, room: broadcast::Sender<Arc<str>>, port: 
     conn.handle_read(&head);
     let mut ws = WebSocket::from_connection(stream, conn);
     // The handshake: only pages from this server may connect (RFC 6455 §10.2).
-    let allowed = [format!("http://127.0.0.1:{port}"), format!("http://localhost:{port}")];
+    let allowed = [
+        format!("http://127.0.0.1:{port}"),
+        format!("http://localhost:{port}"),
+    ];
     loop {
         match ws.recv().await? {
             OwnedEvent::Request(request) => {
-                let origin_ok = request.origin().is_some_and(|o| allowed.iter().any(|a| a == o));
+                let origin_ok = request
+                    .origin()
+                    .is_some_and(|o| allowed.iter().any(|a| a == o));
                 if request.path() == "/ws" && origin_ok {
                     ws.connection_mut().accept(Accept::new())?;
                 } else {
-                    ws.connection_mut().reject(&Reject::new(403).body(b"forbidden\n"))?;
+                    ws.connection_mut()
+                        .reject(&Reject::new(403).body(b"forbidden\n"))?;
                     ws.flush().await?;
                     return Ok(());
                 }
