@@ -70,16 +70,34 @@
 //! unmasked in place in the receive buffer and handed out without a copy.
 //! [`Event::into_owned`] copies it when it must outlive the next call.
 //!
+//! ## The opening handshake
+//!
+//! [`Connection::client`] queues the upgrade request for a
+//! [`handshake::ClientRequest`] and validates the response; [`Connection::server`]
+//! reads the request and hands it out as [`Event::Request`], to
+//! [`Connection::accept`] (choosing a subprotocol) or [`Connection::reject`]
+//! (an Origin check, authentication). Both report [`Event::Open`] with what was
+//! negotiated. Bytes that arrive with the end of the handshake are frames, and
+//! are kept. [`Connection::open_client`] and [`Connection::open_server`] start
+//! already open, for streams upgraded elsewhere.
+//!
 //! ## Layers
 //!
 //! Each layer is public and usable alone: [`frame`] (header codec, masking, a
 //! validating incremental decoder, the encoder), [`message`] (fragment
-//! sequencing, incremental UTF-8, limits) and [`Connection`] on top.
+//! sequencing, incremental UTF-8, limits), [`handshake`] (the HTTP/1.1 upgrade)
+//! and [`Connection`] on top. The `adapter` module (features `blocking` and
+//! `tokio`) drives a connection over a real stream; writing an adapter for
+//! another runtime means writing that loop: read into [`Connection::recv_buffer`],
+//! call [`Connection::has_event`], write [`Connection::poll_transmit`], then hand
+//! out [`Connection::poll_event`].
 //!
 //! ## Features
 //!
 //! - `std` (default): runtime SIMD detection for UTF-8 and `std::error::Error`.
 //!   Without it the crate is `no_std` + `alloc`.
+//! - `blocking`: `adapter::blocking`, over `std::io::Read + Write`.
+//! - `tokio`: `adapter::tokio`, over `AsyncRead + AsyncWrite`, cancel-safe.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_code)]
@@ -108,3 +126,8 @@ pub use error::{Error, ProtocolError, UsageError};
 pub use frame::Role;
 pub use message::MessageKind;
 pub use utf8::{InvalidUtf8, Utf8Validator};
+
+/// The README's Rust examples, compiled as doctests so that they stay true.
+#[cfg(all(doctest, feature = "tokio"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
