@@ -133,7 +133,8 @@ pub enum UsageError {
     /// RFC 6455 §4.2.2: the selected subprotocol must be one the client offered.
     #[error("the selected subprotocol was not offered by the client (RFC 6455 §4.2.2)")]
     ProtocolNotOffered,
-    /// A header name or value that would break the HTTP message (CR, LF, NUL, `:` in a name).
+    /// A header field that is not valid HTTP: a name that is not a token
+    /// (RFC 9110 §5.1), or a value with control characters other than tab.
     #[error("a header field holds characters that would break the HTTP message")]
     InvalidHeader,
     /// A rejection needs a final status from 200 to 599 other than 101.

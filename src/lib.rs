@@ -98,6 +98,9 @@
 //!   Without it the crate is `no_std` + `alloc`.
 //! - `blocking`: `adapter::blocking`, over `std::io::Read + Write`.
 //! - `tokio`: `adapter::tokio`, over `AsyncRead + AsyncWrite`, cancel-safe.
+//! - `http`: the opening handshake on the `http` crate's types, for a server or
+//!   client whose HTTP stack (hyper, axum, ...) reads and writes the handshake;
+//!   then [`Connection::open_server_negotiated`] takes over the upgraded stream.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_code)]

@@ -200,6 +200,56 @@ impl Connection {
         Self::new(Role::Server, config, None, State::Open)
     }
 
+    /// A server connection whose opening handshake another HTTP stack did,
+    /// reporting what it settled in [`negotiated`](Self::negotiated). As with
+    /// [`open_server`](Self::open_server), no [`Event::Open`] is handed out.
+    /// `negotiated.extensions` is reported, not applied: accept no extension
+    /// this crate does not implement.
+    ///
+    /// With the `http` feature, the handshake can be validated and answered
+    /// with this crate's rules on the HTTP stack's types:
+    ///
+    /// ```
+    /// # #[cfg(feature = "http")] {
+    /// use wsmachine::handshake::{Accept, Negotiated, Request, accept_response_http};
+    /// use wsmachine::{Config, Connection};
+    ///
+    /// // The request as hyper or axum hands it to a handler.
+    /// let req = http::Request::get("/chat")
+    ///     .header("Host", "example.com")
+    ///     .header("Upgrade", "websocket")
+    ///     .header("Connection", "Upgrade")
+    ///     .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+    ///     .header("Sec-WebSocket-Version", "13")
+    ///     .header("Sec-WebSocket-Protocol", "chat, superchat")
+    ///     .body(())
+    ///     .unwrap();
+    /// let response = match Request::from_http(&req) {
+    ///     Ok(request) => {
+    ///         let accept = Accept::new().protocol("chat");
+    ///         let response = accept_response_http(&request, &accept).unwrap();
+    ///         // The handler returns `response`; the upgraded stream then carries frames.
+    ///         let negotiated = Negotiated {
+    ///             protocol: accept.selected_protocol().map(String::from),
+    ///             extensions: None,
+    ///         };
+    ///         let conn = Connection::open_server_negotiated(Config::default(), negotiated);
+    ///         assert_eq!(conn.negotiated().protocol.as_deref(), Some("chat"));
+    ///         assert!(conn.is_open());
+    ///         response.map(|()| Vec::new())
+    ///     }
+    ///     // The status for the error (400, 405, 426, ...).
+    ///     Err(e) => wsmachine::handshake::Reject::new(e.http_status().unwrap_or(400)).into_http().unwrap(),
+    /// };
+    /// assert_eq!(response.status(), 101);
+    /// # }
+    /// ```
+    pub fn open_server_negotiated(config: Config, negotiated: Negotiated) -> Self {
+        let mut conn = Self::open_server(config);
+        conn.core.negotiated = negotiated;
+        conn
+    }
+
     fn new(
         role: Role,
         config: Config,

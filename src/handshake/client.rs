@@ -7,7 +7,7 @@ use core::fmt::Write as _;
 
 use super::{
     HandshakeError, Headers, Negotiated, Response, accept_key, find_header_end, httparse_error,
-    is_safe_field,
+    is_field_name, is_safe_field,
 };
 use crate::frame::Status;
 
@@ -30,8 +30,8 @@ pub enum UriError {
     /// User information (`user@host`) is not part of a WebSocket URI.
     #[error("WebSocket URIs have no user information (RFC 6455 §3)")]
     UserInfo,
-    /// Whitespace or control characters, or a header field (name or value)
-    /// with CR, LF or NUL.
+    /// Whitespace or control characters in the URI, a header field name that
+    /// is not a token, or a field value with control characters (CR, LF, ...).
     #[error("invalid characters")]
     Characters,
 }
@@ -186,8 +186,9 @@ impl ClientRequest {
         &self.protocols
     }
 
-    /// Checks the header fields the caller supplied for CR, LF and NUL, which
-    /// would let a value inject header lines.
+    /// Checks the header fields the caller supplied: names must be tokens and
+    /// values free of control characters such as CR and LF, which would let a
+    /// value inject header lines (RFC 9110 §5.1, §5.5).
     pub fn validate(&self) -> Result<(), UriError> {
         let fields = self
             .headers
@@ -201,11 +202,7 @@ impl ClientRequest {
                 return Err(UriError::Characters);
             }
         }
-        if self
-            .headers
-            .iter()
-            .any(|(n, _)| n.is_empty() || n.contains([':', ' ']))
-        {
+        if !self.headers.iter().all(|(n, _)| is_field_name(n)) {
             return Err(UriError::Characters);
         }
         Ok(())
@@ -214,41 +211,47 @@ impl ClientRequest {
     /// Writes the request with `nonce` (16 random bytes) as the key, and returns
     /// what the response must contain.
     pub fn encode(&self, nonce: [u8; 16], out: &mut Vec<u8>) -> ExpectedResponse {
-        use base64::Engine as _;
-        let key = base64::engine::general_purpose::STANDARD.encode(nonce);
-        let default_port = if self.secure { 443 } else { 80 };
+        let key = nonce_key(nonce);
         let mut s = String::with_capacity(256);
         // Writing to a String cannot fail.
-        let _ = write!(s, "GET {} HTTP/1.1\r\nHost: {}", self.resource, self.host);
-        if self.port != default_port {
-            let _ = write!(s, ":{}", self.port);
-        }
-        let _ = write!(
-            s,
-            "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-        );
-        if let Some(origin) = &self.origin {
-            let _ = write!(s, "Origin: {origin}\r\n");
-        }
-        if !self.protocols.is_empty() {
-            let _ = write!(
-                s,
-                "Sec-WebSocket-Protocol: {}\r\n",
-                self.protocols.join(", ")
-            );
-        }
-        if !self.extensions.is_empty() {
-            let _ = write!(
-                s,
-                "Sec-WebSocket-Extensions: {}\r\n",
-                self.extensions.join(", ")
-            );
-        }
-        for (name, value) in &self.headers {
+        let _ = write!(s, "GET {} HTTP/1.1\r\n", self.resource);
+        self.fields(&key, |name, value| {
             let _ = write!(s, "{name}: {value}\r\n");
-        }
+        });
         s.push_str("\r\n");
         out.extend_from_slice(s.as_bytes());
+        self.expected(&key)
+    }
+
+    /// Calls `field` with each header field of the request (RFC 6455 §4.1), in
+    /// order, with `key` as the `Sec-WebSocket-Key`: the one list for every encoding.
+    pub(super) fn fields(&self, key: &str, mut field: impl FnMut(&str, &str)) {
+        let default_port = if self.secure { 443 } else { 80 };
+        if self.port == default_port {
+            field("Host", &self.host);
+        } else {
+            field("Host", &alloc::format!("{}:{}", self.host, self.port));
+        }
+        field("Upgrade", "websocket");
+        field("Connection", "Upgrade");
+        field("Sec-WebSocket-Key", key);
+        field("Sec-WebSocket-Version", "13");
+        if let Some(origin) = &self.origin {
+            field("Origin", origin);
+        }
+        if !self.protocols.is_empty() {
+            field("Sec-WebSocket-Protocol", &self.protocols.join(", "));
+        }
+        if !self.extensions.is_empty() {
+            field("Sec-WebSocket-Extensions", &self.extensions.join(", "));
+        }
+        for (name, value) in &self.headers {
+            field(name, value);
+        }
+    }
+
+    /// What the response to a request with `key` must contain.
+    pub(super) fn expected(&self, key: &str) -> ExpectedResponse {
         ExpectedResponse {
             accept: accept_key(key.as_bytes()),
             protocols: self.protocols.clone(),
@@ -260,6 +263,12 @@ impl ClientRequest {
                 .collect(),
         }
     }
+}
+
+/// The `Sec-WebSocket-Key` for a nonce (RFC 6455 §4.1 item 7): its base64.
+pub(super) fn nonce_key(nonce: [u8; 16]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(nonce)
 }
 
 /// What a valid server response must contain, from [`ClientRequest::encode`].
@@ -303,15 +312,48 @@ pub fn parse_response(
         }
         Err(e) => return Err(httparse_error(e)),
     }
-    let status = response.code.unwrap_or(0);
-    let headers = Headers::from_httparse(response.headers);
+    let negotiated = validate_response(
+        ResponseHead {
+            status: response.code.unwrap_or(0),
+            reason: response.reason.unwrap_or(""),
+            headers: Headers::from_httparse(response.headers),
+            body: &buf[end..],
+        },
+        expected,
+    )?;
+    Ok(Status::Complete((negotiated, end)))
+}
+
+/// A response as read by an HTTP parser (httparse on the wire, or the `http`
+/// crate's types), before the rules of RFC 6455 §4.1 are applied to it.
+#[derive(Debug)]
+pub(super) struct ResponseHead<'a> {
+    pub(super) status: u16,
+    pub(super) reason: &'a str,
+    pub(super) headers: Headers,
+    /// The body bytes at hand, kept for a [`HandshakeError::Rejected`].
+    pub(super) body: &'a [u8],
+}
+
+/// Applies RFC 6455 §4.1 to a parsed response: the one set of rules for every
+/// HTTP parser.
+pub(super) fn validate_response(
+    head: ResponseHead<'_>,
+    expected: &ExpectedResponse,
+) -> Result<Negotiated, HandshakeError> {
+    let ResponseHead {
+        status,
+        reason,
+        headers,
+        body,
+    } = head;
     // RFC 6455 §4.1 step 1: anything but 101 is handled per HTTP, by the caller.
     if status != 101 {
         return Err(HandshakeError::Rejected(alloc::boxed::Box::new(Response {
             status,
-            reason: String::from(response.reason.unwrap_or("")),
+            reason: String::from(reason),
             headers,
-            body: buf[end..].to_vec(),
+            body: body.to_vec(),
         })));
     }
     // Steps 2 and 3.
@@ -350,11 +392,8 @@ pub fn parse_response(
         },
         (Some(_), Some(_)) => return Err(HandshakeError::UnexpectedProtocol),
     };
-    Ok(Status::Complete((
-        Negotiated {
-            protocol,
-            extensions,
-        },
-        end,
-    )))
+    Ok(Negotiated {
+        protocol,
+        extensions,
+    })
 }

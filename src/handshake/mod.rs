@@ -4,8 +4,16 @@
 //! [`parse_response`] validates the server's answer, [`parse_request`] reads a
 //! client's request and [`accept_response`] / [`reject_response`] write the
 //! server's answer. [`Connection`](crate::Connection) drives them for you.
+//!
+//! With the `http` feature the same validation works on the types of the
+//! `http` crate, for a handshake that another HTTP stack (hyper, axum, ...)
+//! reads and writes: `Request::from_http`, `accept_response_http` and
+//! `Reject::into_http` on the server, `ClientRequest::to_http` and
+//! `validate_http_response` on the client.
 
 mod client;
+#[cfg(feature = "http")]
+mod http;
 mod server;
 
 use alloc::boxed::Box;
@@ -15,6 +23,8 @@ use alloc::vec::Vec;
 use base64::Engine as _;
 use sha1::Digest as _;
 
+#[cfg(feature = "http")]
+pub use self::http::{accept_response_http, validate_http_response};
 pub use client::{ClientRequest, ExpectedResponse, UriError, parse_response};
 pub use server::{Accept, Reject, Request, accept_response, parse_request, reject_response};
 
@@ -152,7 +162,9 @@ pub enum HandshakeError {
     /// RFC 6455 §4.2.1 item 1: the method is not GET (405).
     #[error("the method is not GET (RFC 6455 §4.2.1)")]
     MethodNotGet,
-    /// RFC 6455 §4.2.1 item 1: HTTP/1.1 or higher is required (400).
+    /// RFC 6455 §4.2.1 item 1: HTTP/1.1 or higher is required (400). A request
+    /// over HTTP/2 or later (given to `Request::from_http`) is refused too: its
+    /// WebSocket bootstrapping is an extended CONNECT (RFC 8441), not this upgrade.
     #[error("HTTP/1.1 or higher is required (RFC 6455 §4.2.1)")]
     HttpVersion,
     /// RFC 6455 §4.2.1 item 2: no Host header (400).
@@ -222,9 +234,18 @@ pub(crate) fn find_header_end(buf: &[u8], from: usize) -> Option<usize> {
         .map(|i| from + i + 4)
 }
 
-/// Whether `s` may go in a header field without breaking the message (no CR, LF or NUL).
+/// Whether `s` may be a header field value (RFC 9110 §5.5): no control
+/// characters but horizontal tab, so no CR, LF or NUL to inject lines with.
 pub(crate) fn is_safe_field(s: &str) -> bool {
-    !s.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0))
+    !s.bytes().any(|b| (b < b' ' && b != b'\t') || b == 0x7f)
+}
+
+/// Whether `name` is a header field name: a token (RFC 9110 §5.1, §5.6.2).
+pub(crate) fn is_field_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// Maps httparse's error to a static description.

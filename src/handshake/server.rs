@@ -7,7 +7,10 @@ use core::fmt::Write as _;
 
 use base64::Engine as _;
 
-use super::{HandshakeError, Headers, accept_key, find_header_end, httparse_error, is_safe_field};
+use super::{
+    HandshakeError, Headers, accept_key, find_header_end, httparse_error, is_field_name,
+    is_safe_field,
+};
 use crate::frame::Status;
 
 /// A client's valid upgrade request (RFC 6455 §4.2.1), for the application to
@@ -107,9 +110,9 @@ impl Accept {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reject {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+    pub(super) status: u16,
+    pub(super) headers: Vec<(String, String)>,
+    pub(super) body: Vec<u8>,
 }
 
 impl Reject {
@@ -141,12 +144,15 @@ impl Reject {
 
     /// Writes the response, as [`reject_response`].
     pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), crate::UsageError> {
-        let headers: Vec<(&str, &str)> = self
-            .headers
+        reject_response(self.status, &self.header_refs(), &self.body, out)
+    }
+
+    /// The header fields added by the application, borrowed.
+    pub(super) fn header_refs(&self) -> Vec<(&str, &str)> {
+        self.headers
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
-        reject_response(self.status, &headers, &self.body, out)
+            .collect()
     }
 }
 
@@ -180,15 +186,62 @@ pub fn parse_request(
         }
         Err(e) => return Err(httparse_error(e)),
     }
-    // RFC 6455 §4.2.1 item 1: an HTTP/1.1 or higher GET request.
-    if request.method != Some("GET") {
-        return Err(HandshakeError::MethodNotGet);
-    }
-    if request.version != Some(1) {
+    let request = validate_request(RequestHead {
+        method: request.method.unwrap_or_default(),
+        // httparse reads HTTP/1.0 (0) and HTTP/1.1 (1) only.
+        version: match request.version {
+            Some(1) => HttpVersion::Http11,
+            _ => HttpVersion::Before11,
+        },
+        target: request.path.unwrap_or("/"),
+        headers: Headers::from_httparse(request.headers),
+    })?;
+    Ok(Status::Complete((request, end)))
+}
+
+/// The HTTP version of a request, as far as RFC 6455 §4.2.1 is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum HttpVersion {
+    /// HTTP/1.0 or HTTP/0.9.
+    Before11,
+    /// HTTP/1.1.
+    Http11,
+    /// HTTP/2 or later.
+    Http2OrLater,
+}
+
+/// A request as read by an HTTP parser (httparse on the wire, or the `http`
+/// crate's types), before the rules of RFC 6455 §4.2.1 are applied to it.
+#[derive(Debug)]
+pub(super) struct RequestHead<'a> {
+    pub(super) method: &'a str,
+    pub(super) version: HttpVersion,
+    /// The request target.
+    pub(super) target: &'a str,
+    pub(super) headers: Headers,
+}
+
+/// Applies RFC 6455 §4.2.1 to a parsed request: the one set of rules for every
+/// HTTP parser.
+pub(super) fn validate_request(head: RequestHead<'_>) -> Result<Request, HandshakeError> {
+    let RequestHead {
+        method,
+        version,
+        target,
+        headers,
+    } = head;
+    // HTTP/2 and later bootstrap WebSockets with an extended CONNECT (RFC 8441),
+    // not with this upgrade, whatever the method.
+    if version == HttpVersion::Http2OrLater {
         return Err(HandshakeError::HttpVersion);
     }
-    let path = String::from(request.path.unwrap_or("/"));
-    let headers = Headers::from_httparse(request.headers);
+    // RFC 6455 §4.2.1 item 1: an HTTP/1.1 or higher GET request.
+    if method != "GET" {
+        return Err(HandshakeError::MethodNotGet);
+    }
+    if version != HttpVersion::Http11 {
+        return Err(HandshakeError::HttpVersion);
+    }
     // Item 2: a Host header.
     if headers
         .get("host")
@@ -217,14 +270,11 @@ pub fn parse_request(
                 .is_ok_and(|nonce| nonce.len() == 16)
         })
         .ok_or(HandshakeError::InvalidKey)?;
-    Ok(Status::Complete((
-        Request {
-            path,
-            key: String::from(key),
-            headers,
-        },
-        end,
-    )))
+    Ok(Request {
+        path: String::from(target),
+        key: String::from(key),
+        headers,
+    })
 }
 
 /// Writes the 101 response that accepts `request` (RFC 6455 §4.2.2).
@@ -238,29 +288,47 @@ pub fn accept_response(
     extensions: Option<&str>,
     out: &mut Vec<u8>,
 ) -> Result<(), crate::UsageError> {
+    let mut s = String::with_capacity(160);
+    s.push_str("HTTP/1.1 101 Switching Protocols\r\n");
+    accept_fields(request, accept, extensions, |name, value| {
+        // Writing to a String cannot fail.
+        let _ = write!(s, "{name}: {value}\r\n");
+    })?;
+    s.push_str("\r\n");
+    out.extend_from_slice(s.as_bytes());
+    Ok(())
+}
+
+/// Checks an acceptance (RFC 6455 §4.2.2) and calls `field` with each header
+/// field of the 101 response, in order: the one list for every encoding.
+pub(super) fn accept_fields(
+    request: &Request,
+    accept: &Accept,
+    extensions: Option<&str>,
+    mut field: impl FnMut(&str, &str),
+) -> Result<(), crate::UsageError> {
+    // RFC 6455 §4.2.2: the /subprotocol/ is one the client offered.
     if let Some(p) = &accept.protocol
         && !request.protocols().any(|offered| offered == p)
     {
         return Err(crate::UsageError::ProtocolNotOffered);
     }
     check_fields(&accept.headers)?;
-    let mut s = String::with_capacity(160);
-    let _ = write!(
-        s,
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
-        accept_key(request.key.as_bytes())
-    );
+    if extensions.is_some_and(|e| !is_safe_field(e)) {
+        return Err(crate::UsageError::InvalidHeader);
+    }
+    field("Upgrade", "websocket");
+    field("Connection", "Upgrade");
+    field("Sec-WebSocket-Accept", &accept_key(request.key.as_bytes()));
     if let Some(p) = &accept.protocol {
-        let _ = write!(s, "Sec-WebSocket-Protocol: {p}\r\n");
+        field("Sec-WebSocket-Protocol", p);
     }
     if let Some(e) = extensions {
-        let _ = write!(s, "Sec-WebSocket-Extensions: {e}\r\n");
+        field("Sec-WebSocket-Extensions", e);
     }
     for (name, value) in &accept.headers {
-        let _ = write!(s, "{name}: {value}\r\n");
+        field(name, value);
     }
-    s.push_str("\r\n");
-    out.extend_from_slice(s.as_bytes());
     Ok(())
 }
 
@@ -273,22 +341,11 @@ pub fn reject_response(
     body: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<(), crate::UsageError> {
-    if !(200..=599).contains(&status) || status == 101 {
-        return Err(crate::UsageError::InvalidStatus(status));
-    }
-    for (name, value) in headers {
-        if !is_field_name(name) || !is_safe_field(value) {
-            return Err(crate::UsageError::InvalidHeader);
-        }
-    }
     let mut s = String::with_capacity(128);
     let _ = write!(s, "HTTP/1.1 {status} {}\r\n", reason_phrase(status));
-    if status == 426 {
-        s.push_str("Sec-WebSocket-Version: 13\r\n");
-    }
-    for (name, value) in headers {
+    reject_fields(status, headers, |name, value| {
         let _ = write!(s, "{name}: {value}\r\n");
-    }
+    })?;
     let _ = write!(
         s,
         "Content-Length: {}\r\nConnection: close\r\n\r\n",
@@ -299,8 +356,30 @@ pub fn reject_response(
     Ok(())
 }
 
-fn is_field_name(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':')
+/// Checks a refusal and calls `field` with each of its header fields, in order,
+/// except those that frame the message on the wire (`Content-Length`,
+/// `Connection`): the one list for every encoding.
+pub(super) fn reject_fields(
+    status: u16,
+    headers: &[(&str, &str)],
+    mut field: impl FnMut(&str, &str),
+) -> Result<(), crate::UsageError> {
+    if !(200..=599).contains(&status) || status == 101 {
+        return Err(crate::UsageError::InvalidStatus(status));
+    }
+    for (name, value) in headers {
+        if !is_field_name(name) || !is_safe_field(value) {
+            return Err(crate::UsageError::InvalidHeader);
+        }
+    }
+    // RFC 6455 §4.4: a 426 says which version the server speaks.
+    if status == 426 {
+        field("Sec-WebSocket-Version", "13");
+    }
+    for (name, value) in headers {
+        field(name, value);
+    }
+    Ok(())
 }
 
 fn check_fields(fields: &[(String, String)]) -> Result<(), crate::UsageError> {
