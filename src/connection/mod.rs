@@ -89,6 +89,8 @@ struct Core {
     negotiated: Negotiated,
     /// The [`Event::Open`] is due.
     announce_open: bool,
+    /// Handshake bytes already searched for the end of the header block.
+    scanned: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -282,6 +284,7 @@ impl Connection {
                 tx_utf8: Utf8Validator::new(),
                 negotiated: Negotiated::default(),
                 announce_open: false,
+                scanned: 0,
             },
         }
     }
@@ -648,7 +651,13 @@ impl Connection {
         let core = &mut self.core;
         let input = &self.rx.buf[self.rx.cursor..self.rx.end];
         let (limit, fields) = (core.config.max_handshake_size, core.config.max_headers);
+        // Scan only the bytes that arrived since the last call, and parse once the
+        // header block is complete (or over the limit): a handshake that trickles
+        // in byte by byte costs linear time, not quadratic.
+        let complete = handshake::header_block(input, core.scanned, limit);
+        core.scanned = input.len();
         let parsed = match &core.state {
+            _ if matches!(complete, Ok(None)) => Ok(None),
             State::AwaitResponse(expected) => {
                 handshake::parse_response(input, expected, limit, fields).map(|status| match status
                 {

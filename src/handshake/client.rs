@@ -6,8 +6,8 @@ use alloc::vec::Vec;
 use core::fmt::Write as _;
 
 use super::{
-    HandshakeError, Headers, Negotiated, Response, accept_key, find_header_end, httparse_error,
-    is_field_name, is_safe_field,
+    HandshakeError, Headers, Negotiated, Response, accept_key, header_block, is_field_name,
+    is_safe_field, parsed,
 };
 use crate::frame::Status;
 
@@ -291,27 +291,12 @@ pub fn parse_response(
     max_size: usize,
     max_headers: usize,
 ) -> Result<Status<(Negotiated, usize)>, HandshakeError> {
-    let Some(end) = find_header_end(buf, 0) else {
-        if buf.len() > max_size {
-            return Err(HandshakeError::HeadersTooLarge(max_size));
-        }
+    let Some(end) = header_block(buf, 0, max_size)? else {
         return Ok(Status::Partial { needed: 1 });
     };
-    if end > max_size {
-        return Err(HandshakeError::HeadersTooLarge(max_size));
-    }
     let mut fields = vec![httparse::EMPTY_HEADER; max_headers];
     let mut response = httparse::Response::new(&mut fields);
-    match response.parse(&buf[..end]) {
-        Ok(httparse::Status::Complete(_)) => {}
-        Ok(httparse::Status::Partial) => {
-            return Err(HandshakeError::Malformed("truncated header block"));
-        }
-        Err(httparse::Error::TooManyHeaders) => {
-            return Err(HandshakeError::TooManyHeaders(max_headers));
-        }
-        Err(e) => return Err(httparse_error(e)),
-    }
+    parsed(response.parse(&buf[..end]), max_headers)?;
     let negotiated = validate_response(
         ResponseHead {
             status: response.code.unwrap_or(0),

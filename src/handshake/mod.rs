@@ -248,11 +248,31 @@ pub(crate) fn is_field_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
-/// Maps httparse's error to a static description.
-pub(crate) fn httparse_error(e: httparse::Error) -> HandshakeError {
-    match e {
-        httparse::Error::TooManyHeaders => HandshakeError::Malformed("too many headers"),
-        other => HandshakeError::Malformed(match other {
+/// The length of the complete header block at the start of `buf`, `None`
+/// while it is incomplete, or an error once it is over `max_size` bytes.
+/// `scanned`: bytes of `buf` already known not to end the block.
+pub(crate) fn header_block(
+    buf: &[u8],
+    scanned: usize,
+    max_size: usize,
+) -> Result<Option<usize>, HandshakeError> {
+    match find_header_end(buf, scanned) {
+        Some(end) if end <= max_size => Ok(Some(end)),
+        None if buf.len() <= max_size => Ok(None),
+        _ => Err(HandshakeError::HeadersTooLarge(max_size)),
+    }
+}
+
+/// What httparse made of a complete header block.
+pub(crate) fn parsed(
+    outcome: httparse::Result<usize>,
+    max_headers: usize,
+) -> Result<(), HandshakeError> {
+    match outcome {
+        Ok(httparse::Status::Complete(_)) => Ok(()),
+        Ok(httparse::Status::Partial) => Err(HandshakeError::Malformed("truncated header block")),
+        Err(httparse::Error::TooManyHeaders) => Err(HandshakeError::TooManyHeaders(max_headers)),
+        Err(e) => Err(HandshakeError::Malformed(match e {
             httparse::Error::HeaderName => "invalid header name",
             httparse::Error::HeaderValue => "invalid header value",
             httparse::Error::NewLine => "invalid line ending",
@@ -260,6 +280,6 @@ pub(crate) fn httparse_error(e: httparse::Error) -> HandshakeError {
             httparse::Error::Token => "invalid token",
             httparse::Error::Version => "invalid HTTP version",
             _ => "malformed",
-        }),
+        })),
     }
 }

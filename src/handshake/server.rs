@@ -8,8 +8,7 @@ use core::fmt::Write as _;
 use base64::Engine as _;
 
 use super::{
-    HandshakeError, Headers, accept_key, find_header_end, httparse_error, is_field_name,
-    is_safe_field,
+    HandshakeError, Headers, accept_key, header_block, is_field_name, is_safe_field, parsed,
 };
 use crate::frame::Status;
 
@@ -165,27 +164,12 @@ pub fn parse_request(
     max_size: usize,
     max_headers: usize,
 ) -> Result<Status<(Request, usize)>, HandshakeError> {
-    let Some(end) = find_header_end(buf, 0) else {
-        if buf.len() > max_size {
-            return Err(HandshakeError::HeadersTooLarge(max_size));
-        }
+    let Some(end) = header_block(buf, 0, max_size)? else {
         return Ok(Status::Partial { needed: 1 });
     };
-    if end > max_size {
-        return Err(HandshakeError::HeadersTooLarge(max_size));
-    }
     let mut fields = vec![httparse::EMPTY_HEADER; max_headers];
     let mut request = httparse::Request::new(&mut fields);
-    match request.parse(&buf[..end]) {
-        Ok(httparse::Status::Complete(_)) => {}
-        Ok(httparse::Status::Partial) => {
-            return Err(HandshakeError::Malformed("truncated header block"));
-        }
-        Err(httparse::Error::TooManyHeaders) => {
-            return Err(HandshakeError::TooManyHeaders(max_headers));
-        }
-        Err(e) => return Err(httparse_error(e)),
-    }
+    parsed(request.parse(&buf[..end]), max_headers)?;
     let request = validate_request(RequestHead {
         method: request.method.unwrap_or_default(),
         // httparse reads HTTP/1.0 (0) and HTTP/1.1 (1) only.
