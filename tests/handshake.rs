@@ -447,3 +447,104 @@ fn rfc_6455_accept_example() {
         "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
     );
 }
+
+#[test]
+fn the_header_block_ends_where_httparse_ends_it() {
+    // Bare LF line endings (RFC 9112 §2.2): the block ends at the first empty line,
+    // and the bytes after it are frames, not silently dropped.
+    let lf: Vec<u8> = request_bytes(GOOD)
+        .iter()
+        .copied()
+        .filter(|&b| b != b'\r')
+        .collect();
+    let (_, ev, _) = serve(&lf);
+    assert!(
+        matches!(&ev[..], [OwnedEvent::Request(r)] if r.path() == "/chat?room=1"),
+        "{ev:?}"
+    );
+
+    let mut smuggle = GOOD.join("\r\n").into_bytes();
+    smuggle.extend_from_slice(b"\r\n\nX-Smuggled: 1\r\n\r\n");
+    let mut server = Connection::server(Config::default());
+    server.handle_read(&smuggle);
+    match server.poll_event() {
+        Some(Event::Request(r)) => assert!(r.headers().get("x-smuggled").is_none()),
+        other => panic!("{other:?}"),
+    }
+    server.accept(Accept::new()).unwrap();
+    let ev = events(&mut server);
+    assert!(matches!(ev[0], OwnedEvent::Open(_)));
+    // "X-Smuggled..." is read as a frame, and fails as one (0x58: RSV1 set).
+    match ev.last() {
+        Some(OwnedEvent::Closed(info)) => {
+            assert_eq!(info.code(), wsmachine::CloseCode::PROTOCOL_ERROR)
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn fields_that_may_appear_once_are_refused_twice() {
+    for extra in [
+        "Host: other.example",
+        "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==",
+        "Sec-WebSocket-Version: 13",
+    ] {
+        let mut lines = GOOD.to_vec();
+        lines.push(extra);
+        let (_, ev, out) = serve(&request_bytes(&lines));
+        assert!(
+            matches!(handshake_error(&ev), HandshakeError::DuplicateHeader(_)),
+            "{extra}"
+        );
+        assert!(out.starts_with(b"HTTP/1.1 400 "), "{extra}");
+    }
+    let ok = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n";
+    let ev = client_sees(&format!("{ok}Sec-WebSocket-Accept: {{accept}}\r\n\r\n"));
+    assert!(matches!(
+        handshake_error(&ev),
+        HandshakeError::DuplicateHeader("sec-websocket-accept")
+    ));
+}
+
+#[test]
+fn the_extensions_in_use_are_every_element_of_every_field() {
+    let ok = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n";
+    let ev = client_sees(&format!(
+        "{ok}Sec-WebSocket-Extensions: \r\nSec-WebSocket-Extensions: x-known; a=1, x-known\r\n\r\n"
+    ));
+    assert!(
+        matches!(&ev[..], [OwnedEvent::Open(n)] if n.extensions.as_deref() == Some("x-known; a=1, x-known")),
+        "{ev:?}"
+    );
+    let mut c = client("ws://h/", |r| r.extension("x-known"));
+    let request = String::from_utf8(transmit(&mut c)).unwrap();
+    let key = request
+        .lines()
+        .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+        .unwrap();
+    let mut response = ok
+        .replace(
+            "{accept}",
+            &wsmachine::handshake::accept_key(key.as_bytes()),
+        )
+        .into_bytes();
+    response.extend_from_slice(b"Sec-WebSocket-Extensions: x-known; x=\xff\r\n\r\n");
+    c.handle_read(&response);
+    let ev = events(&mut c);
+    assert!(
+        matches!(handshake_error(&ev), HandshakeError::UnexpectedExtension),
+        "not reported as none in force"
+    );
+}
+
+#[test]
+fn only_http_whitespace_is_trimmed_from_the_key() {
+    let mut lines = GOOD.to_vec();
+    lines[4] = "Sec-WebSocket-Key: \u{a0}dGhlIHNhbXBsZSBub25jZQ==\u{a0}";
+    let (_, ev, _) = serve(&request_bytes(&lines));
+    assert!(matches!(handshake_error(&ev), HandshakeError::InvalidKey));
+    lines[4] = "Sec-WebSocket-Key: \tdGhlIHNhbXBsZSBub25jZQ== ";
+    let (_, ev, _) = serve(&request_bytes(&lines));
+    assert!(matches!(&ev[..], [OwnedEvent::Request(_)]), "{ev:?}");
+}

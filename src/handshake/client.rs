@@ -296,7 +296,7 @@ pub fn parse_response(
     };
     let mut fields = vec![httparse::EMPTY_HEADER; max_headers];
     let mut response = httparse::Response::new(&mut fields);
-    parsed(response.parse(&buf[..end]), max_headers)?;
+    parsed(response.parse(&buf[..end]), end, max_headers)?;
     let negotiated = validate_response(
         ResponseHead {
             status: response.code.unwrap_or(0),
@@ -348,7 +348,8 @@ pub(super) fn validate_response(
     if !headers.has_token("connection", "upgrade") {
         return Err(HandshakeError::MissingConnectionUpgrade);
     }
-    // Step 4: leading and trailing whitespace is ignored.
+    // Step 4: leading and trailing whitespace is ignored; one value only (§11.3.3).
+    headers.at_most_once("sec-websocket-accept")?;
     match headers.get("sec-websocket-accept") {
         Some(v) if v.trim_ascii() == expected.accept.as_bytes() => {}
         _ => return Err(HandshakeError::AcceptMismatch),
@@ -364,9 +365,13 @@ pub(super) fn validate_response(
             return Err(HandshakeError::UnexpectedExtension);
         }
     }
-    let extensions = headers
-        .get_str("sec-websocket-extensions")
-        .map(String::from);
+    // The _Extensions In Use_: every element of every Sec-WebSocket-Extensions field.
+    let elements = headers
+        .tokens("sec-websocket-extensions")
+        .map(core::str::from_utf8)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| HandshakeError::UnexpectedExtension)?;
+    let extensions = (!elements.is_empty()).then(|| elements.join(", "));
     // Step 6: only a subprotocol that was offered, and one at most.
     let mut protocols = headers.tokens("sec-websocket-protocol");
     let protocol = match (protocols.next(), protocols.next()) {

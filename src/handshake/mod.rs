@@ -97,6 +97,14 @@ impl Headers {
             .any(|t| t.eq_ignore_ascii_case(token.as_bytes()))
     }
 
+    /// Refuses a field that appears more than once where the RFC allows one.
+    pub(crate) fn at_most_once(&self, name: &'static str) -> Result<(), HandshakeError> {
+        match self.get_all(name).nth(1) {
+            Some(_) => Err(HandshakeError::DuplicateHeader(name)),
+            None => Ok(()),
+        }
+    }
+
     /// Every field, in order, as (name, value).
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
         self.fields.iter().map(|(n, v)| (n.as_str(), &v[..]))
@@ -200,6 +208,10 @@ pub enum HandshakeError {
     /// The stream ended before the handshake completed.
     #[error("the stream ended during the opening handshake")]
     Eof,
+    /// A header field that may appear once appears more often (RFC 6455
+    /// §11.3.1, §11.3.3, §11.3.5; RFC 9112 §3.2 for `Host`) (400).
+    #[error("the {0} header appears more than once")]
+    DuplicateHeader(&'static str),
 }
 
 impl HandshakeError {
@@ -211,7 +223,8 @@ impl HandshakeError {
             | Self::MissingHost
             | Self::MissingUpgrade
             | Self::MissingConnectionUpgrade
-            | Self::InvalidKey => 400,
+            | Self::InvalidKey
+            | Self::DuplicateHeader(_) => 400,
             Self::MethodNotGet => 405,
             Self::UnsupportedVersion => 426,
             Self::HeadersTooLarge(_) | Self::TooManyHeaders(_) => 431,
@@ -224,14 +237,22 @@ impl HandshakeError {
     }
 }
 
-/// Finds the end of an HTTP header block (`\r\n\r\n`) in `buf`, starting the
-/// search at `from` (bytes before it are known not to end the block).
+/// Finds the end of an HTTP header block in `buf`: just after its first empty
+/// line. Lines may end in CRLF or a bare LF (RFC 9112 §2.2), as httparse reads
+/// them, so the block ends at `\n\n` or `\n\r\n`, exactly where httparse
+/// completes. The search starts at `from` (bytes before it are known not to
+/// end the block).
 pub(crate) fn find_header_end(buf: &[u8], from: usize) -> Option<usize> {
-    let from = from.saturating_sub(3);
-    buf.get(from..)?
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| from + i + 4)
+    let from = from.saturating_sub(2);
+    let tail = buf.get(from..)?;
+    tail.iter()
+        .enumerate()
+        .filter(|&(_, &b)| b == b'\n')
+        .find_map(|(i, _)| match &tail[i + 1..] {
+            [b'\n', ..] => Some(from + i + 2),
+            [b'\r', b'\n', ..] => Some(from + i + 3),
+            _ => None,
+        })
 }
 
 /// Whether `s` may be a header field value (RFC 9110 §5.5): no control
@@ -263,13 +284,16 @@ pub(crate) fn header_block(
     }
 }
 
-/// What httparse made of a complete header block.
+/// What httparse made of the header block that ends at `end`: it must end
+/// there too, or bytes between the two ends would be neither headers nor frames.
 pub(crate) fn parsed(
     outcome: httparse::Result<usize>,
+    end: usize,
     max_headers: usize,
 ) -> Result<(), HandshakeError> {
     match outcome {
-        Ok(httparse::Status::Complete(_)) => Ok(()),
+        Ok(httparse::Status::Complete(n)) if n == end => Ok(()),
+        Ok(httparse::Status::Complete(_)) => Err(HandshakeError::Malformed("header block")),
         Ok(httparse::Status::Partial) => Err(HandshakeError::Malformed("truncated header block")),
         Err(httparse::Error::TooManyHeaders) => Err(HandshakeError::TooManyHeaders(max_headers)),
         Err(e) => Err(HandshakeError::Malformed(match e {

@@ -169,7 +169,7 @@ pub fn parse_request(
     };
     let mut fields = vec![httparse::EMPTY_HEADER; max_headers];
     let mut request = httparse::Request::new(&mut fields);
-    parsed(request.parse(&buf[..end]), max_headers)?;
+    parsed(request.parse(&buf[..end]), end, max_headers)?;
     let request = validate_request(RequestHead {
         method: request.method.unwrap_or_default(),
         // httparse reads HTTP/1.0 (0) and HTTP/1.1 (1) only.
@@ -226,7 +226,11 @@ pub(super) fn validate_request(head: RequestHead<'_>) -> Result<Request, Handsha
     if version != HttpVersion::Http11 {
         return Err(HandshakeError::HttpVersion);
     }
-    // Item 2: a Host header.
+    // Item 2: a Host header, exactly one (RFC 9112 §3.2); the key and the
+    // version MUST NOT appear more than once (RFC 6455 §11.3.1, §11.3.5).
+    for name in ["host", "sec-websocket-key", "sec-websocket-version"] {
+        headers.at_most_once(name)?;
+    }
     if headers
         .get("host")
         .is_none_or(|h| h.trim_ascii().is_empty())
@@ -247,7 +251,8 @@ pub(super) fn validate_request(head: RequestHead<'_>) -> Result<Request, Handsha
     // Item 5: a key that decodes to 16 bytes.
     let key = headers
         .get_str("sec-websocket-key")
-        .map(str::trim)
+        // Only HTTP whitespace is optional around a value (RFC 9110 §5.5).
+        .map(|k| k.trim_matches([' ', '\t']))
         .filter(|k| {
             base64::engine::general_purpose::STANDARD
                 .decode(k)
