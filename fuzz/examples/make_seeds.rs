@@ -1,6 +1,9 @@
 //! Writes the seed corpora `seeds/<target>/` from real traffic: streams that
 //! `wsmachine` connections send (masked by a client, unmasked by a server),
-//! plus hand-made invalid frames, each wrapped in the harness's input layout.
+//! plus hand-made invalid frames, each wrapped in the harness's input layout;
+//! and for the handshake targets, upgrade requests as browsers and common
+//! client libraries write them (and each required field missing or wrong),
+//! and servers' answers (101 valid and not, redirects, errors with a body).
 //!
 //! ```text
 //! cd fuzz && cargo run --example make_seeds            # writes fuzz/seeds/
@@ -13,7 +16,11 @@
 use std::path::PathBuf;
 
 use wsmachine::frame::{FrameHeader, OpCode, Role, encode_frame};
+use wsmachine::handshake::{ClientRequest, accept_key};
 use wsmachine::{CloseCode, Config, Connection, MessageKind, SeededEntropy};
+use wsmachine_fuzz::handshake::{
+    Splice, build_request, build_response, client_request, encode_key, nonce,
+};
 use wsmachine_fuzz::{conn, decoder};
 
 /// Largest seed file.
@@ -210,7 +217,14 @@ fn main() {
         .nth(1)
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("seeds"));
-    let dirs = ["frame_decoder", "server_connection", "client_connection"].map(|t| root.join(t));
+    let dirs = [
+        "frame_decoder",
+        "server_connection",
+        "client_connection",
+        "request_parser",
+        "response_parser",
+    ]
+    .map(|t| root.join(t));
     for dir in &dirs {
         if dir.exists() {
             std::fs::remove_dir_all(dir).unwrap();
@@ -305,8 +319,597 @@ fn main() {
     counts[1] += 1;
     counts[2] += 1;
 
+    let counts = [
+        counts[0],
+        counts[1],
+        counts[2],
+        request_seeds(&dirs[3]),
+        response_seeds(&dirs[4]),
+    ];
     for (dir, count) in dirs.iter().zip(counts) {
         assert!(count < 50, "{count} seeds in {}", dir.display());
         println!("{count:3} seeds in {}", dir.display());
     }
+}
+
+/// The key of RFC 6455 §1.3.
+const SAMPLE_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
+/// Joins header lines into a request or response head with its blank line.
+fn head(lines: &[&str]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for line in lines {
+        out.extend_from_slice(line.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// Upgrade requests as clients write them: (name, bytes).
+fn requests() -> Vec<(&'static str, Vec<u8>)> {
+    let key = format!("Sec-WebSocket-Key: {SAMPLE_KEY}");
+    let key = key.as_str();
+    let mut own = Vec::new();
+    ClientRequest::new("ws://example.com:8080/chat?room=1")
+        .unwrap()
+        .origin("http://example.com")
+        .protocol("chat")
+        .protocol("superchat")
+        .extension("permessage-deflate; client_max_window_bits")
+        .header("Cookie", "session=1")
+        .encode(*b"the sample nonce", &mut own);
+    // A minimal valid request with one field replaced or dropped.
+    let base = [
+        "GET /chat HTTP/1.1",
+        "Host: server.example.com",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        key,
+        "Sec-WebSocket-Version: 13",
+    ];
+    let with = |i: usize, line: Option<&str>| {
+        let mut lines: Vec<&str> = base.to_vec();
+        match line {
+            Some(line) => lines[i] = line,
+            None => {
+                lines.remove(i);
+            }
+        }
+        head(&lines)
+    };
+    vec![
+        (
+            "chrome",
+            head(&[
+                "GET /chat HTTP/1.1",
+                "Host: example.com",
+                "Connection: Upgrade",
+                "Pragma: no-cache",
+                "Cache-Control: no-cache",
+                "User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+                "Upgrade: websocket",
+                "Origin: http://example.com",
+                "Sec-WebSocket-Version: 13",
+                "Accept-Encoding: gzip, deflate, br",
+                "Accept-Language: en-US,en;q=0.9",
+                key,
+                "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits",
+            ]),
+        ),
+        (
+            "firefox",
+            head(&[
+                "GET /socket?token=abc%20def HTTP/1.1",
+                "Host: localhost:8080",
+                "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0",
+                "Accept: */*",
+                "Accept-Language: en-US,en;q=0.5",
+                "Accept-Encoding: gzip, deflate, br",
+                "Sec-WebSocket-Version: 13",
+                "Origin: http://localhost:8080",
+                "Sec-WebSocket-Protocol: chat, superchat",
+                "Sec-WebSocket-Extensions: permessage-deflate",
+                key,
+                "Connection: keep-alive, Upgrade",
+                "Sec-Fetch-Dest: empty",
+                "Sec-Fetch-Mode: websocket",
+                "Sec-Fetch-Site: same-origin",
+                "Pragma: no-cache",
+                "Cache-Control: no-cache",
+                "Upgrade: websocket",
+            ]),
+        ),
+        (
+            "python_websockets",
+            head(&[
+                "GET / HTTP/1.1",
+                "Host: localhost:8765",
+                "Upgrade: websocket",
+                "Connection: Upgrade",
+                key,
+                "Sec-WebSocket-Version: 13",
+                "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits",
+                "User-Agent: Python/3.12 websockets/12.0",
+            ]),
+        ),
+        (
+            "python_websocket_client",
+            head(&[
+                "GET /ws HTTP/1.1",
+                "Upgrade: websocket",
+                "Host: echo.example.org",
+                "Origin: http://echo.example.org",
+                key,
+                "Sec-WebSocket-Version: 13",
+                "Connection: Upgrade",
+            ]),
+        ),
+        (
+            "lowercase",
+            head(&[
+                "GET /lower HTTP/1.1",
+                "host: a",
+                "upgrade: WebSocket",
+                "connection: upgrade",
+                &format!("sec-websocket-key: {SAMPLE_KEY}"),
+                "sec-websocket-version: 13",
+                "sec-websocket-protocol: v2.json.wsmachine",
+            ]),
+        ),
+        (
+            "node_ws",
+            head(&[
+                "GET / HTTP/1.1",
+                "Sec-WebSocket-Version: 13",
+                key,
+                "Connection: Upgrade",
+                "Upgrade: websocket",
+                "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits",
+                "Host: 127.0.0.1:9001",
+            ]),
+        ),
+        (
+            "go_gorilla",
+            head(&[
+                "GET /echo HTTP/1.1",
+                "Host: [::1]:8080",
+                "User-Agent: Go-http-client/1.1",
+                "Connection: Upgrade",
+                key,
+                "Sec-WebSocket-Version: 13",
+                "Upgrade: websocket",
+            ]),
+        ),
+        (
+            "odd_spacing",
+            head(&[
+                "GET /x HTTP/1.1",
+                "Host:\tspaced.example ",
+                "Upgrade:  websocket , h2c",
+                "Connection:keep-alive,Upgrade",
+                &format!("Sec-WebSocket-Key:   {SAMPLE_KEY}\t"),
+                "Sec-WebSocket-Version:  13 ",
+            ]),
+        ),
+        ("wsmachine", own),
+        // Each required field missing or wrong.
+        ("no_host", with(1, None)),
+        ("empty_host", with(1, Some("Host:  "))),
+        ("no_upgrade", with(2, None)),
+        ("upgrade_h2c", with(2, Some("Upgrade: h2c"))),
+        ("no_connection", with(3, None)),
+        (
+            "connection_keep_alive",
+            with(3, Some("Connection: keep-alive")),
+        ),
+        ("no_key", with(4, None)),
+        (
+            "key_15_bytes",
+            with(4, Some("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25j")),
+        ),
+        (
+            "key_not_base64",
+            with(4, Some("Sec-WebSocket-Key: not*base64*at*all*!!!==")),
+        ),
+        ("no_version", with(5, None)),
+        ("version_8", with(5, Some("Sec-WebSocket-Version: 8"))),
+        ("post", with(0, Some("POST /chat HTTP/1.1"))),
+        ("http10", with(0, Some("GET /chat HTTP/1.0"))),
+        (
+            "bad_request_line",
+            with(0, Some("GET  /chat HTTP/1.1 extra")),
+        ),
+        ("no_colon", with(3, Some("Connection Upgrade"))),
+        (
+            "bare_lf",
+            head(&base)
+                .iter()
+                .copied()
+                .filter(|&b| b != b'\r')
+                .collect(),
+        ),
+        ("truncated", {
+            let mut v = head(&base);
+            v.truncate(v.len() - 2);
+            v
+        }),
+    ]
+}
+
+/// Writes the `request_parser` seeds; returns their count.
+fn request_seeds(dir: &std::path::Path) -> usize {
+    let client_frames = traffic(Role::Client, |c| {
+        c.send_text("hello").unwrap();
+        c.send_ping(b"p").unwrap();
+        c.close(CloseCode::NORMAL, "bye").unwrap();
+    });
+    // (flags, max_frame, max_message, ops) of the connection.
+    let variants: [(u8, u16, u16, &[u8]); 4] = [
+        (0, 0xFFFF, 0xFFFF, &[]),
+        (0, 0xFFFF, 0xFFFF, &[conn::op_read(7), conn::op_buffer(16)]),
+        (
+            conn::STREAMING | 2 << 2,
+            0xFFFF,
+            0xFFFF,
+            &[conn::op_read(1), conn::op_command(0), conn::op_read(0)],
+        ),
+        (0, 1000, 1000, &[conn::op_read(20), conn::OP_EOF]),
+    ];
+    let mut count = 0;
+    for (i, (name, request)) in requests().into_iter().enumerate() {
+        // Valid requests carry frames after them; answers and limits vary.
+        let stream = [request, client_frames.clone()].concat();
+        let (flags, max_frame, max_message, ops) = variants[i % 4];
+        let script = conn::build(flags, max_frame, max_message, ops, &stream);
+        let answer = [0, 1, 2][i % 3];
+        write(
+            dir,
+            &format!("{i:02}-{name}"),
+            &build_request(0, 0, answer, Splice::Raw, 0, &script),
+        );
+        count += 1;
+    }
+    // Limits: a small block, no header fields, just enough header fields.
+    let (_, chrome) = requests().swap_remove(0);
+    let plain = conn::build(0, 0xFFFF, 0xFFFF, &[], &chrome);
+    for (name, size, fields) in [
+        ("limit_size_64", 2, 0),
+        ("limit_no_fields", 0, 1),
+        ("limit_5_fields", 0, 2),
+        ("limit_size_0", 1, 0),
+    ] {
+        write(
+            dir,
+            name,
+            &build_request(size, fields, 0, Splice::Raw, 0, &plain),
+        );
+        count += 1;
+    }
+    // Spliced into the template: a field added, a field replaced, a bad line.
+    let spliced: [(&str, Splice, &[u8], u8); 6] = [
+        (
+            "splice_insert_protocol",
+            Splice::Insert(8),
+            b"Sec-WebSocket-Protocol: v2.json.wsmachine\r\n",
+            1,
+        ),
+        (
+            "splice_insert_second_key",
+            Splice::Insert(5),
+            b"Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\n",
+            0,
+        ),
+        (
+            "splice_replace_key",
+            Splice::Replace(4),
+            b"Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAB==\r\n",
+            0,
+        ),
+        (
+            "splice_replace_version",
+            Splice::Replace(5),
+            b"Sec-WebSocket-Version: 13, 8\r\n",
+            0,
+        ),
+        (
+            "splice_replace_method",
+            Splice::Replace(0),
+            b"OPTIONS * HTTP/1.1\r\n",
+            2,
+        ),
+        (
+            "splice_insert_folded",
+            Splice::Insert(3),
+            b"X-Folded: a\r\n b\r\n",
+            0,
+        ),
+    ];
+    for (name, splice, piece, answer) in spliced {
+        let stream = [piece, &client_frames[..]].concat();
+        let script = conn::build(0, 0xFFFF, 0xFFFF, &[conn::op_read(9)], &stream);
+        write(
+            dir,
+            name,
+            &build_request(0, 0, answer, splice, piece.len() as u8, &script),
+        );
+        count += 1;
+    }
+    count
+}
+
+/// Server answers to a client with `seed` that offered `protocols` (of
+/// `PROTOCOLS`) and maybe the extension: (name, bytes).
+fn responses(seed: u8, protocols: u8, extension: bool) -> Vec<(&'static str, Vec<u8>)> {
+    let mut out = Vec::new();
+    client_request(usize::from(protocols), extension).encode(nonce(u64::from(seed)), &mut out);
+    let accept = accept_key(encode_key(nonce(u64::from(seed))).as_bytes());
+    let accept_line = format!("Sec-WebSocket-Accept: {accept}");
+    let a = accept_line.as_str();
+    let ok = |extra: &[&str]| {
+        let mut lines = vec![
+            "HTTP/1.1 101 Switching Protocols",
+            "Upgrade: websocket",
+            "Connection: Upgrade",
+            a,
+        ];
+        lines.extend_from_slice(extra);
+        head(&lines)
+    };
+    let body = |status_line: &str, fields: &[&str], body: &[u8]| {
+        let mut lines = vec![status_line];
+        lines.extend_from_slice(fields);
+        [head(&lines), body.to_vec()].concat()
+    };
+    vec![
+        ("101", ok(&[])),
+        ("101_protocol", ok(&["Sec-WebSocket-Protocol: chat"])),
+        (
+            "101_extension",
+            ok(&["Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover"]),
+        ),
+        (
+            "101_old_style",
+            head(&[
+                "HTTP/1.1 101 Web Socket Protocol Handshake",
+                "upgrade: WebSocket",
+                "connection: keep-alive, upgrade",
+                &format!("sec-websocket-accept:  {accept} "),
+                "Server: nginx/1.25.3",
+                "Date: Mon, 01 Jan 2024 00:00:00 GMT",
+            ]),
+        ),
+        (
+            "101_wrong_accept",
+            head(&[
+                "HTTP/1.1 101 Switching Protocols",
+                "Upgrade: websocket",
+                "Connection: Upgrade",
+                "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=",
+            ]),
+        ),
+        (
+            "101_no_accept",
+            head(&[
+                "HTTP/1.1 101 Switching Protocols",
+                "Upgrade: websocket",
+                "Connection: Upgrade",
+            ]),
+        ),
+        (
+            "101_no_upgrade",
+            head(&["HTTP/1.1 101 Switching Protocols", "Connection: Upgrade", a]),
+        ),
+        (
+            "101_no_connection",
+            head(&["HTTP/1.1 101 Switching Protocols", "Upgrade: websocket", a]),
+        ),
+        (
+            "101_unoffered_protocol",
+            ok(&["Sec-WebSocket-Protocol: mqtt"]),
+        ),
+        (
+            "101_two_protocols",
+            ok(&["Sec-WebSocket-Protocol: chat, superchat"]),
+        ),
+        (
+            "101_unoffered_extension",
+            ok(&["Sec-WebSocket-Extensions: x-webkit-deflate-frame"]),
+        ),
+        (
+            "101_http10",
+            body(
+                "HTTP/1.0 101 Switching Protocols",
+                &["Upgrade: websocket", "Connection: Upgrade", a],
+                b"",
+            ),
+        ),
+        (
+            "301",
+            body(
+                "HTTP/1.1 301 Moved Permanently",
+                &["Location: wss://example.com/chat", "Content-Length: 0"],
+                b"",
+            ),
+        ),
+        (
+            "302",
+            body(
+                "HTTP/1.1 302 Found",
+                &[
+                    "Location: /login?next=%2Fchat",
+                    "Content-Type: text/html",
+                    "Content-Length: 22",
+                ],
+                b"<a href=/login>go</a>\n",
+            ),
+        ),
+        (
+            "307",
+            body(
+                "HTTP/1.1 307 Temporary Redirect",
+                &["location: ws://other.example:8080/"],
+                b"",
+            ),
+        ),
+        (
+            "401",
+            body(
+                "HTTP/1.1 401 Unauthorized",
+                &[
+                    "WWW-Authenticate: Bearer realm=\"chat\"",
+                    "Content-Length: 12",
+                ],
+                b"unauthorized",
+            ),
+        ),
+        (
+            "403",
+            body(
+                "HTTP/1.1 403 Forbidden",
+                &[
+                    "Content-Type: text/plain",
+                    "Content-Length: 18",
+                    "Connection: close",
+                ],
+                b"origin not allowed",
+            ),
+        ),
+        (
+            "426",
+            body(
+                "HTTP/1.1 426 Upgrade Required",
+                &["Sec-WebSocket-Version: 13", "Content-Length: 0"],
+                b"",
+            ),
+        ),
+        (
+            "503",
+            body(
+                "HTTP/1.1 503 Service Unavailable",
+                &["Retry-After: 120", "Content-Length: 5"],
+                b"busy\n",
+            ),
+        ),
+        (
+            "200",
+            body(
+                "HTTP/1.1 200 OK",
+                &[
+                    "Content-Type: text/html; charset=utf-8",
+                    "Content-Length: 13",
+                ],
+                b"<html></html>",
+            ),
+        ),
+        ("truncated", {
+            let mut v = ok(&[]);
+            v.truncate(v.len() - 3);
+            v
+        }),
+    ]
+}
+
+/// Writes the `response_parser` seeds; returns their count.
+fn response_seeds(dir: &std::path::Path) -> usize {
+    let server_frames = traffic(Role::Server, |c| {
+        c.send_text("welcome").unwrap();
+        c.send_ping(b"p").unwrap();
+        c.close(CloseCode::NORMAL, "bye").unwrap();
+    });
+    let variants: [(u8, u16, u16, &[u8]); 4] = [
+        (0, 0xFFFF, 0xFFFF, &[]),
+        (0, 0xFFFF, 0xFFFF, &[conn::op_read(5), conn::op_buffer(13)]),
+        (
+            conn::STREAMING | 2 << 2,
+            0xFFFF,
+            0xFFFF,
+            &[conn::op_read(1), conn::op_command(0), conn::op_read(0)],
+        ),
+        (0, 1000, 1000, &[conn::op_read(30), conn::OP_EOF]),
+    ];
+    // The client offers "chat" and "superchat" and the extension, with entropy seed 7.
+    let (seed, protocols, extension) = (7, 2, true);
+    let mut count = 0;
+    for (i, (name, response)) in responses(seed, protocols, extension)
+        .into_iter()
+        .enumerate()
+    {
+        let stream = [response, server_frames.clone()].concat();
+        let (flags, max_frame, max_message, ops) = variants[i % 4];
+        let script = conn::build(flags, max_frame, max_message, ops, &stream);
+        let seed_file =
+            build_response(0, 0, Splice::Raw, protocols, 0, extension, 0, seed, &script);
+        write(dir, &format!("{i:02}-{name}"), &seed_file);
+        count += 1;
+    }
+    // No subprotocol or extension offered, and limits.
+    let (_, plain) = responses(0, 0, false).swap_remove(0);
+    let script = conn::build(
+        0,
+        0xFFFF,
+        0xFFFF,
+        &[],
+        &[plain, server_frames.clone()].concat(),
+    );
+    for (name, size, fields) in [
+        ("plain", 0, 0),
+        ("limit_size_64", 2, 0),
+        ("limit_no_fields", 0, 1),
+        ("limit_5_fields", 0, 2),
+    ] {
+        write(
+            dir,
+            name,
+            &build_response(size, fields, Splice::Raw, 0, 0, false, 0, 0, &script),
+        );
+        count += 1;
+    }
+    // Spliced into the template (valid whatever the seed): fields added or replaced.
+    let spliced: [(&str, Splice, &[u8]); 6] = [
+        ("splice_insert_nothing", Splice::Insert(6), b""),
+        (
+            "splice_insert_cookie",
+            Splice::Insert(4),
+            b"Set-Cookie: a=b; Path=/\r\n",
+        ),
+        (
+            "splice_replace_accept",
+            Splice::Replace(3),
+            b"Sec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n",
+        ),
+        (
+            "splice_replace_status",
+            Splice::Replace(0),
+            b"HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\n",
+        ),
+        (
+            "splice_insert_protocol",
+            Splice::Insert(6),
+            b"Sec-WebSocket-Protocol: superchat\r\n",
+        ),
+        (
+            "splice_replace_extension",
+            Splice::Replace(5),
+            b"Sec-WebSocket-Extensions: permessage-deflate, x-unknown\r\n",
+        ),
+    ];
+    for (i, (name, splice, piece)) in spliced.into_iter().enumerate() {
+        let stream = [piece, &server_frames[..]].concat();
+        let script = conn::build(0, 0xFFFF, 0xFFFF, &[conn::op_read(11)], &stream);
+        let seed_file = build_response(
+            0,
+            0,
+            splice,
+            3,
+            i as u8,
+            true,
+            piece.len() as u8,
+            200 + i as u8,
+            &script,
+        );
+        write(dir, name, &seed_file);
+        count += 1;
+    }
+    count
 }

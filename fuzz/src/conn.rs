@@ -13,7 +13,12 @@
 //!   `handle_read` gives the same messages, close and command results, and
 //!   the same transmitted bytes;
 //! - the transmitted bytes are well-formed frames for the peer, with at most
-//!   one close frame, and it comes last.
+//!   one close frame, and it comes last; nothing is sent after `Closed`.
+//!
+//! [`execute_on`] also runs connections created with the opening handshake to
+//! do ([`Handshake`]), for the `handshake` harness: the observer then expects
+//! `Request` (answered at once) and `Open` before any message, and records
+//! how many bytes were fed when the handshake settled.
 //!
 //! Input layout (missing bytes read as 0):
 //!
@@ -32,9 +37,10 @@
 //! script), 7 `handle_eof` if `x == 31`, else `handle_read`.
 
 use wsmachine::frame::{Decoded, DecoderConfig, FrameDecoder, MAX_HEADER_LEN, OpCode, Role};
+use wsmachine::handshake::{Accept, Negotiated, Reject, Request};
 use wsmachine::{
     CloseCode, CloseFrame, Config, Connection, Error, Event, Initiator, MessageKind, MessageMode,
-    SeededEntropy,
+    SeededEntropy, UsageError,
 };
 
 /// The `read_buffer_size` a run can pick.
@@ -228,7 +234,36 @@ pub enum Seen {
     },
     /// A command's result.
     Command(u8, Result<(), Error>),
+    /// Server: the upgrade request handed out.
+    Request(Box<Request>),
+    /// Server: the result of answering it (see [`Handshake`]).
+    Answer(Result<(), Error>),
+    /// The opening handshake completed.
+    Open(Negotiated),
 }
+
+/// Whether a run starts with the opening handshake, and how a server answers
+/// the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handshake {
+    /// The connection is created open: a handshake event is a bug.
+    Off,
+    /// A client that sent its request and waits for the response.
+    Client,
+    /// A server that accepts the request, selecting the first subprotocol
+    /// offered if `protocol`.
+    Accept {
+        /// Select the first subprotocol offered, if any.
+        protocol: bool,
+    },
+    /// A server that refuses the request with [`REJECT_STATUS`] and [`REJECT_BODY`].
+    Reject,
+}
+
+/// How a [`Handshake::Reject`] server refuses.
+pub const REJECT_STATUS: u16 = 403;
+/// How a [`Handshake::Reject`] server refuses.
+pub const REJECT_BODY: &[u8] = b"origin not allowed";
 
 /// Everything a run observed.
 #[derive(Debug, Default)]
@@ -237,6 +272,9 @@ pub struct Record {
     pub seen: Vec<Seen>,
     /// Every byte transmitted.
     pub wire: Vec<u8>,
+    /// With a handshake: the bytes fed when it was settled (request or
+    /// response parsed, or the connection closed before).
+    pub handshake_fed: Option<usize>,
 }
 
 /// The checker for one connection's events.
@@ -253,11 +291,22 @@ struct Observer {
     /// Streaming: the message being pieced together.
     streaming: Option<(MessageKind, Vec<u8>)>,
     record: Record,
+    handshake: Handshake,
+    /// The handshake completed (always, for a connection created open).
+    opened: bool,
+    /// Server: the request handed out waits for an answer, with the protocol to select.
+    to_answer: Option<Option<String>>,
+    /// Bytes on the wire when the `Closed` event was handed out.
+    closed_wire: Option<usize>,
 }
 
 impl Observer {
-    fn new(config: &Config) -> Self {
+    fn new(config: &Config, handshake: Handshake) -> Self {
         Self {
+            handshake,
+            opened: handshake == Handshake::Off,
+            to_answer: None,
+            closed_wire: None,
             mode: config.mode,
             max_frame: config.max_frame_size,
             max_message: config.max_message_size,
@@ -283,6 +332,18 @@ impl Observer {
                 self.fed
             );
             self.event(event);
+            if let Some(protocol) = self.to_answer.take() {
+                let result = match self.handshake {
+                    Handshake::Reject => conn.reject(&Reject::new(REJECT_STATUS).body(REJECT_BODY)),
+                    _ => conn.accept(match protocol {
+                        Some(p) => Accept::new().protocol(&p),
+                        None => Accept::new(),
+                    }),
+                };
+                // Nothing in the request can make a well-formed answer fail.
+                assert_eq!(result, Ok(()), "answering the request failed");
+                self.record.seen.push(Seen::Answer(result));
+            }
         }
         if self.closed {
             assert!(conn.is_closed() && !conn.is_open());
@@ -300,12 +361,53 @@ impl Observer {
             conn.drain_transmit(&mut self.record.wire);
         }
         assert_eq!(conn.pending_transmit(), 0);
+        // What was queued up to the Closed event went out with it; nothing after.
+        match self.closed_wire {
+            Some(len) => assert_eq!(self.record.wire.len(), len, "bytes sent after Closed"),
+            None if self.closed => self.closed_wire = Some(self.record.wire.len()),
+            None => {}
+        }
     }
 
     fn event(&mut self, event: Event<'_>) {
         let seen = match event {
-            Event::Request(_) | Event::Open(_) => {
+            Event::Request(_) | Event::Open(_) if self.handshake == Handshake::Off => {
                 panic!("a handshake event on a connection created open: {event:?}")
+            }
+            Event::Request(request) => {
+                assert!(
+                    matches!(self.handshake, Handshake::Accept { .. } | Handshake::Reject),
+                    "a request handed out to a client"
+                );
+                assert!(
+                    self.record.handshake_fed.is_none(),
+                    "a second request handed out"
+                );
+                self.record.handshake_fed = Some(self.fed);
+                let protocol = match self.handshake {
+                    Handshake::Accept { protocol: true } => {
+                        request.protocols().next().map(String::from)
+                    }
+                    _ => None,
+                };
+                self.to_answer = Some(protocol);
+                Seen::Request(Box::new(request.clone()))
+            }
+            Event::Open(negotiated) => {
+                assert!(!self.opened, "a second Open");
+                assert!(
+                    !matches!(self.handshake, Handshake::Reject),
+                    "Open after the request was refused"
+                );
+                if self.handshake == Handshake::Client {
+                    assert!(self.record.handshake_fed.is_none());
+                    self.record.handshake_fed = Some(self.fed);
+                }
+                self.opened = true;
+                Seen::Open(negotiated.clone())
+            }
+            _ if !self.opened && !matches!(event, Event::Closed(_)) => {
+                panic!("a message event before the handshake completed: {event:?}")
             }
             Event::Text(text) => {
                 assert_eq!(
@@ -389,6 +491,9 @@ impl Observer {
             }
             Event::Closed(info) => {
                 self.closed = true;
+                if self.record.handshake_fed.is_none() && self.handshake != Handshake::Off {
+                    self.record.handshake_fed = Some(self.fed);
+                }
                 self.streaming = None;
                 Seen::Closed {
                     code: info.code(),
@@ -413,8 +518,21 @@ fn open(role: Role, config: &Config, seed: u64) -> Connection {
 /// Runs `steps` on a fresh connection. `merge`: feed each run of reads as
 /// one `handle_read` and drain the transmits at once (the reference run).
 pub fn execute(role: Role, config: &Config, seed: u64, steps: &[Step<'_>], merge: bool) -> Record {
-    let mut conn = open(role, config, seed);
-    let mut obs = Observer::new(config);
+    execute_on(open(role, config, seed), steps, merge, Handshake::Off)
+}
+
+/// Runs `steps` on `conn` (created with a handshake to do unless `handshake`
+/// is [`Handshake::Off`]); see [`execute`].
+pub fn execute_on(
+    mut conn: Connection,
+    steps: &[Step<'_>],
+    merge: bool,
+    handshake: Handshake,
+) -> Record {
+    let config = &conn.config().clone();
+    let mut obs = Observer::new(config, handshake);
+    // A client with a handshake to do has its request queued already.
+    obs.drain(&mut conn, false);
     let mut pending: Vec<u8> = Vec::new();
     for (i, step) in steps.iter().enumerate() {
         let piecewise = !merge && i % 2 == 1;
@@ -456,6 +574,15 @@ pub fn execute(role: Role, config: &Config, seed: u64, steps: &[Step<'_>], merge
                 let result = command(&mut conn, x);
                 if obs.closed {
                     assert!(result.is_err(), "command {x} accepted after Closed");
+                } else if !obs.opened {
+                    // Refused: for the handshake, or (7, 14) for invalid arguments first.
+                    assert!(
+                        matches!(result, Err(Error::Usage(_))),
+                        "command {x} before the handshake completed: {result:?}"
+                    );
+                    if ![7, 14].contains(&(x % 16)) {
+                        assert_eq!(result, Err(UsageError::HandshakeInProgress.into()));
+                    }
                 }
                 obs.record.seen.push(Seen::Command(x, result));
             }

@@ -4,6 +4,7 @@
 
 pub mod conn;
 pub mod decoder;
+pub mod handshake;
 
 #[cfg(test)]
 mod tests {
@@ -45,12 +46,48 @@ mod tests {
     }
 
     #[test]
+    fn request_parser_seeds() {
+        replay("request_parser", crate::handshake::run_request);
+    }
+
+    #[test]
+    fn response_parser_seeds() {
+        replay("response_parser", crate::handshake::run_response);
+    }
+
+    #[test]
+    fn key_codec() {
+        use crate::handshake::{decode_key, encode_key};
+        // RFC 6455 §1.3.
+        assert_eq!(encode_key(*b"the sample nonce"), "dGhlIHNhbXBsZSBub25jZQ==");
+        assert_eq!(
+            decode_key("dGhlIHNhbXBsZSBub25jZQ=="),
+            Some(*b"the sample nonce")
+        );
+        for bad in [
+            "dGhlIHNhbXBsZSBub25jZR==",
+            "dGhlIHNhbXBsZSBub25jZQ",
+            "dGhlIHNhbXBsZSBub25jZQ=",
+            " dGhlIHNhbXBsZSBub25jZQ==",
+            "dGhlIHNhbXBsZSBub25jZ*==",
+        ] {
+            assert_eq!(decode_key(bad), None, "{bad}");
+        }
+        for seed in 0..64 {
+            let nonce = crate::handshake::nonce(seed);
+            assert_eq!(decode_key(&encode_key(nonce)), Some(nonce));
+        }
+    }
+
+    #[test]
     fn short_and_empty_inputs() {
         for len in 0..12 {
             let data: Vec<u8> = (0..len as u8).map(|i| i.wrapping_mul(37)).collect();
             crate::decoder::run(&data);
             crate::conn::run(Role::Server, &data);
             crate::conn::run(Role::Client, &data);
+            crate::handshake::run_request(&data);
+            crate::handshake::run_response(&data);
         }
     }
 }
