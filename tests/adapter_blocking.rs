@@ -11,10 +11,11 @@ use wsmachine::adapter::{Error, OsEntropy};
 use wsmachine::handshake::{Accept, ClientRequest, Reject};
 use wsmachine::{CloseCode, Config, Connection, Initiator, OwnedEvent};
 
-fn listener() -> (TcpListener, String) {
+/// A listener on a free loopback port, its `ws://` URL and its address.
+fn listener() -> (TcpListener, String, String) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("ws://{}/echo", listener.local_addr().unwrap());
-    (listener, url)
+    let addr = listener.local_addr().unwrap().to_string();
+    (listener, format!("ws://{addr}/echo"), addr)
 }
 
 fn timeouts(stream: &TcpStream) {
@@ -52,10 +53,9 @@ fn echo_once(listener: TcpListener) -> thread::JoinHandle<Result<wsmachine::Clos
 
 #[test]
 fn client_and_server_echo_and_close_cleanly() {
-    let (listener, url) = listener();
+    let (listener, url, addr) = listener();
     let server = echo_once(listener);
-    let stream =
-        TcpStream::connect(url.trim_start_matches("ws://").split('/').next().unwrap()).unwrap();
+    let stream = TcpStream::connect(&addr).unwrap();
     timeouts(&stream);
     let request = ClientRequest::new(&url).unwrap().protocol("echo");
     let mut ws = WebSocket::connect(stream, &request, Config::default()).unwrap();
@@ -91,15 +91,14 @@ fn client_and_server_echo_and_close_cleanly() {
 
 #[test]
 fn a_handshake_and_frame_arriving_one_byte_at_a_time() {
-    let (listener, url) = listener();
+    let (listener, url, addr) = listener();
     let server = echo_once(listener);
     // Build the bytes with a core client, and send them one write per byte.
     let request = ClientRequest::new(&url).unwrap();
     let mut conn = Connection::client(&request, Config::default(), OsEntropy::new()).unwrap();
     let mut hello = Vec::new();
     conn.drain_transmit(&mut hello);
-    let mut stream =
-        TcpStream::connect(url.trim_start_matches("ws://").split('/').next().unwrap()).unwrap();
+    let mut stream = TcpStream::connect(&addr).unwrap();
     timeouts(&stream);
     stream.set_nodelay(true).unwrap();
     for b in &hello {
@@ -118,14 +117,8 @@ fn a_handshake_and_frame_arriving_one_byte_at_a_time() {
 
 #[test]
 fn a_peer_that_drops_mid_frame_gives_1006() {
-    let (listener, url) = listener();
+    let (listener, url, addr) = listener();
     let server = echo_once(listener);
-    let addr = url
-        .trim_start_matches("ws://")
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
     let request = ClientRequest::new(&url).unwrap();
     let mut ws = WebSocket::connect(
         TcpStream::connect(&addr).unwrap(),
@@ -153,13 +146,7 @@ fn a_peer_that_drops_mid_frame_gives_1006() {
 
 #[test]
 fn the_server_application_rejects_and_a_bad_request_gets_400() {
-    let (listener, url) = listener();
-    let addr = url
-        .trim_start_matches("ws://")
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
+    let (listener, url, addr) = listener();
     let server = thread::spawn(move || {
         let mut results = Vec::new();
         for _ in 0..2 {

@@ -548,3 +548,26 @@ fn only_http_whitespace_is_trimmed_from_the_key() {
     let (_, ev, _) = serve(&request_bytes(&lines));
     assert!(matches!(&ev[..], [OwnedEvent::Request(_)]), "{ev:?}");
 }
+
+#[test]
+fn empty_lines_before_the_request_line() {
+    // One is ignored, as RFC 9112 §2.2 says a server SHOULD.
+    let mut one = b"\r\n".to_vec();
+    one.extend(request_bytes(GOOD));
+    let (_, ev, _) = serve(&one);
+    assert!(
+        matches!(&ev[..], [OwnedEvent::Request(r)] if r.path() == "/chat?room=1"),
+        "{ev:?}"
+    );
+    // Two make an empty header block, where httparse would read on: the two ends
+    // disagree, so the request is malformed (400), never misread.
+    let mut two = b"\r\n\r\n".to_vec();
+    two.extend(request_bytes(GOOD));
+    let (server, ev, out) = serve(&two);
+    assert!(
+        matches!(handshake_error(&ev), HandshakeError::Malformed(_)),
+        "{ev:?}"
+    );
+    assert!(out.starts_with(b"HTTP/1.1 400 "));
+    assert!(server.is_closed());
+}
