@@ -48,6 +48,12 @@ pub struct Config {
     /// Most header fields in the opening handshake. Over it a server answers
     /// 431. Default 64.
     pub max_headers: usize,
+    /// permessage-deflate (RFC 7692): a client offers it, a server accepts an
+    /// offer, as configured here; `None` turns it off. Default on. With it,
+    /// [`max_message_size`](Self::max_message_size) bounds the *inflated*
+    /// size, checked while inflating.
+    #[cfg(feature = "deflate")]
+    pub deflate: Option<crate::deflate::DeflateConfig>,
 }
 
 impl Default for Config {
@@ -60,6 +66,8 @@ impl Default for Config {
             read_buffer_size: 16 << 10,
             max_handshake_size: 16 << 10,
             max_headers: 64,
+            #[cfg(feature = "deflate")]
+            deflate: Some(crate::deflate::DeflateConfig::default()),
         }
     }
 }

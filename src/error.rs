@@ -70,6 +70,14 @@ pub enum ProtocolError {
         /// The configured limit.
         max: u64,
     },
+    /// RFC 7692 §6.1: only the first frame of a data message may set RSV1
+    /// ("Per-Message Compressed"), never a continuation or control frame.
+    #[error("RSV1 set on a continuation or control frame (RFC 7692 §6.1)")]
+    CompressedBitMisplaced,
+    /// RFC 7692 §7.2.2: the compressed payload does not inflate. The data is
+    /// inconsistent with the message (1007, RFC 6455 §7.4.1).
+    #[error("{0} (RFC 7692 §7.2.2)")]
+    InvalidCompressedData(alloc::string::String),
     /// RFC 6455 §10.4: a message over the configured limit (1009).
     #[error("message of at least {len} bytes exceeds the limit of {max} (RFC 6455 §10.4)")]
     MessageTooLarge {
@@ -90,7 +98,9 @@ impl ProtocolError {
     /// ```
     pub fn close_code(&self) -> CloseCode {
         match self {
-            Self::InvalidUtf8 | Self::InvalidCloseReason => CloseCode::INVALID_PAYLOAD,
+            Self::InvalidUtf8 | Self::InvalidCloseReason | Self::InvalidCompressedData(_) => {
+                CloseCode::INVALID_PAYLOAD
+            }
             Self::FrameTooLarge { .. } | Self::MessageTooLarge { .. } => CloseCode::MESSAGE_TOO_BIG,
             _ => CloseCode::PROTOCOL_ERROR,
         }

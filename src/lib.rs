@@ -27,7 +27,8 @@
 //! ping, the echo of a close), so transmits come last.
 //!
 //! The connection meets its protocol duties itself: it answers pings, echoes a
-//! close, validates UTF-8 incrementally, enforces the size limits of
+//! close, validates UTF-8 incrementally, compresses and inflates messages when
+//! permessage-deflate is negotiated, enforces the size limits of
 //! [`Config`], and fails the connection with the right close code on any peer
 //! error (1002, 1007, 1009, ...). Errors are sticky: after a failure the close
 //! frame is queued, an [`Event::Closed`] says why, and later input is ignored.
@@ -85,8 +86,9 @@
 //!
 //! Each layer is public and usable alone: [`frame`] (header codec, masking, a
 //! validating incremental decoder, the encoder), [`message`] (fragment
-//! sequencing, incremental UTF-8, limits), [`handshake`] (the HTTP/1.1 upgrade)
-//! and [`Connection`] on top. The `adapter` module (features `blocking` and
+//! sequencing, incremental UTF-8, limits), [`handshake`] (the HTTP/1.1 upgrade),
+//! `deflate` (negotiation and the payload codec of permessage-deflate) and
+//! [`Connection`] on top. The `adapter` module (features `blocking` and
 //! `tokio`) drives a connection over a real stream; writing an adapter for
 //! another runtime means writing that loop: read into [`Connection::recv_buffer`],
 //! call [`Connection::has_event`], write [`Connection::poll_transmit`], then hand
@@ -95,7 +97,10 @@
 //! ## Features
 //!
 //! - `std` (default): runtime SIMD detection for UTF-8 and `std::error::Error`.
-//!   Without it the crate is `no_std` + `alloc`.
+//!   Without it (and without `deflate`) the crate is `no_std` + `alloc`.
+//! - `deflate` (default): permessage-deflate (RFC 7692), negotiated by
+//!   [`Config::deflate`] in both roles, on flate2 with the pure-Rust zlib-rs
+//!   backend; see the [`deflate`] module for its memory per window size.
 //! - `blocking`: `adapter::blocking`, over `std::io::Read + Write`.
 //! - `tokio`: `adapter::tokio`, over `AsyncRead + AsyncWrite`, cancel-safe.
 //! - `http`: the opening handshake on the `http` crate's types, for a server or
@@ -114,6 +119,8 @@ pub mod adapter;
 mod close;
 mod config;
 mod connection;
+#[cfg(feature = "deflate")]
+pub mod deflate;
 mod entropy;
 mod error;
 pub mod frame;
@@ -123,7 +130,7 @@ mod utf8;
 
 pub use close::{CloseCode, CloseFrame, MAX_REASON_LEN};
 pub use config::{Config, MessageMode};
-pub use connection::{CloseInfo, Connection, Event, Fragment, Initiator, OwnedEvent};
+pub use connection::{CloseInfo, Compress, Connection, Event, Fragment, Initiator, OwnedEvent};
 pub use entropy::{Entropy, SeededEntropy};
 pub use error::{Error, ProtocolError, UsageError};
 pub use frame::Role;

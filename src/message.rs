@@ -93,6 +93,11 @@ impl MessageReader {
         self.current.map(|c| c.kind)
     }
 
+    /// Whether the current data frame ends its message.
+    pub fn frame_is_final(&self) -> bool {
+        self.current.is_some_and(|c| c.fin)
+    }
+
     /// Payload bytes announced so far by the message in progress.
     pub fn message_len(&self) -> u64 {
         self.current.map_or(0, |c| c.len)

@@ -28,6 +28,11 @@ pub struct Utf8Validator {
 #[error("invalid UTF-8")]
 pub struct InvalidUtf8;
 
+/// Whether `bytes` are valid UTF-8, with SIMD where the CPU has it.
+pub(crate) fn is_valid(bytes: &[u8]) -> bool {
+    simdutf8::basic::from_utf8(bytes).is_ok()
+}
+
 /// Text that was validated while parsing, handed out without validating it again.
 ///
 /// Validating twice would cost as much again as the validation itself on long
@@ -42,7 +47,9 @@ pub(crate) fn assume_validated(bytes: &[u8]) -> &str {
     // and ended by `finish`, which fails on a truncated code point), and the bytes
     // are not written between that check and this call: the receive buffer's held
     // bytes are only moved (compaction keeps their content and order), and the
-    // assembly buffer is only appended to before the message ends.
+    // assembly buffer is only appended to before the message ends (by copied
+    // fragments, or by inflated output, which is fed to the validator as it is
+    // appended).
     unsafe { core::str::from_utf8_unchecked(bytes) }
 }
 

@@ -349,7 +349,7 @@ fn client_validates_the_response() {
             |e| matches!(e, HandshakeError::UnexpectedProtocol),
         ),
         (
-            format!("{ok}Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n"),
+            format!("{ok}Sec-WebSocket-Extensions: x-webkit-deflate-frame\r\n\r\n"),
             |e| matches!(e, HandshakeError::UnexpectedExtension),
         ),
         ("HTTP/1.1 101 OK\r\nbroken header\r\n\r\n".into(), |e| {

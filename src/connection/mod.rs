@@ -1,5 +1,6 @@
 //! The connection state machine: open → closing → closed (RFC 6455 §5–§7).
 
+mod deflate;
 mod event;
 mod recv;
 
@@ -8,6 +9,8 @@ use alloc::string::ToString;
 use alloc::vec::Vec;
 use core::ops::Range;
 
+pub use deflate::Compress;
+use deflate::Pmd;
 pub use event::{CloseInfo, Event, Fragment, Initiator, OwnedEvent};
 use recv::Rx;
 
@@ -91,6 +94,17 @@ struct Core {
     announce_open: bool,
     /// Handshake bytes already searched for the end of the header block.
     scanned: usize,
+    /// permessage-deflate, once negotiated.
+    pmd: Option<Pmd>,
+    /// The message being received is compressed (RSV1 on its first frame).
+    rx_compressed: bool,
+    /// Bytes inflated so far for the message being received.
+    inflated: u64,
+    /// Streaming: inflation stopped at a full piece and resumes with the next
+    /// event; `Some(frame_end)` for the frame whose payload is held.
+    inflate_pending: Option<bool>,
+    /// The fragmented message being sent is compressed.
+    tx_compressed: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +117,9 @@ enum Disposition {
     Assembled,
     /// Streaming mode: each chunk is handed out as it arrives.
     Streamed(MessageKind),
+    /// A frame of a compressed message (RFC 7692 §7.2.2), inflated into the
+    /// assembly buffer as it arrives.
+    Inflate(MessageKind),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,6 +158,7 @@ enum Ready {
         kind: MessageKind,
         first: bool,
         last: bool,
+        source: Source,
     },
     Ping,
     Pong,
@@ -153,7 +171,7 @@ enum Ready {
 enum Source {
     /// The held bytes of the receive buffer.
     InPlace,
-    /// The assembly buffer.
+    /// The assembly buffer (also where compressed messages are inflated).
     Assembled,
 }
 
@@ -174,6 +192,8 @@ impl Connection {
         entropy: impl Entropy + Send + 'static,
     ) -> Result<Self, Error> {
         request.validate().map_err(UsageError::from)?;
+        let offering = deflate::client_offers(request, &config);
+        let request = offering.as_ref().unwrap_or(request);
         let mut conn = Self::new(Role::Client, config, Some(Box::new(entropy)), State::Open);
         let mut nonce = [0; 16];
         if let Some(entropy) = conn.core.entropy.as_mut() {
@@ -205,8 +225,10 @@ impl Connection {
     /// A server connection whose opening handshake another HTTP stack did,
     /// reporting what it settled in [`negotiated`](Self::negotiated). As with
     /// [`open_server`](Self::open_server), no [`Event::Open`] is handed out.
-    /// `negotiated.extensions` is reported, not applied: accept no extension
-    /// this crate does not implement.
+    /// A permessage-deflate response in `negotiated.extensions` is applied
+    /// (with the level and threshold of [`Config::deflate`], or their
+    /// defaults); other extensions are reported, not applied: accept no
+    /// extension this crate does not implement.
     ///
     /// With the `http` feature, the handshake can be validated and answered
     /// with this crate's rules on the HTTP stack's types:
@@ -248,6 +270,8 @@ impl Connection {
     /// ```
     pub fn open_server_negotiated(config: Config, negotiated: Negotiated) -> Self {
         let mut conn = Self::open_server(config);
+        let pmd = deflate::server_agreement(&negotiated, &conn.core.config);
+        conn.core.set_deflate(pmd);
         conn.core.negotiated = negotiated;
         conn
     }
@@ -285,6 +309,11 @@ impl Connection {
                 negotiated: Negotiated::default(),
                 announce_open: false,
                 scanned: 0,
+                pmd: None,
+                rx_compressed: false,
+                inflated: 0,
+                inflate_pending: None,
+                tx_compressed: false,
             },
         }
     }
@@ -327,8 +356,14 @@ impl Connection {
     /// Heap bytes held by the connection's buffers (receive, assembly and
     /// transmit), for monitoring memory. It stays bounded by the limits in
     /// [`Config`], the read size and the unsent output.
+    ///
+    /// With permessage-deflate, each direction's zlib state adds to this once
+    /// used: see the [`deflate`](crate::deflate) module for its size per window.
     pub fn memory_usage(&self) -> usize {
-        self.rx.buf.capacity() + self.rx.message.capacity() + self.core.tx.capacity()
+        self.rx.buf.capacity()
+            + self.rx.message.capacity()
+            + self.core.tx.capacity()
+            + self.core.pmd.as_ref().map_or(0, Pmd::memory_usage)
     }
 
     // ----- inputs -----
@@ -390,29 +425,42 @@ impl Connection {
         let ready = self.core.pending.take()?;
         let Self { rx, core } = self;
         core.release = match ready {
-            Ready::Message(_, Source::Assembled) => Release::Message,
+            Ready::Message(_, Source::Assembled)
+            | Ready::Piece {
+                source: Source::Assembled,
+                ..
+            } => Release::Message,
             Ready::Message(_, Source::InPlace)
-            | Ready::Piece { .. }
+            | Ready::Piece {
+                source: Source::InPlace,
+                ..
+            }
             | Ready::Ping
             | Ready::Pong => Release::Held,
             Ready::Request | Ready::Open | Ready::Closed => Release::Nothing,
         };
         let held = &rx.buf[rx.held()];
+        let bytes = |source| match source {
+            Source::InPlace => held,
+            Source::Assembled => &rx.message[..],
+        };
         Some(match ready {
             Ready::Message(kind, source) => {
-                let bytes = match source {
-                    Source::InPlace => held,
-                    Source::Assembled => &rx.message[..],
-                };
+                let bytes = bytes(source);
                 match kind {
                     MessageKind::Binary => Event::Binary(bytes),
                     // Validated while parsing: whole, or chunk by chunk.
                     MessageKind::Text => Event::Text(utf8::assume_validated(bytes)),
                 }
             }
-            Ready::Piece { kind, first, last } => Event::Fragment(Fragment {
+            Ready::Piece {
                 kind,
-                data: held,
+                first,
+                last,
+                source,
+            } => Event::Fragment(Fragment {
+                kind,
+                data: bytes(source),
                 first,
                 last,
             }),
@@ -481,14 +529,33 @@ impl Connection {
 
     // ----- commands -----
 
-    /// Command: sends a text message in one frame.
+    /// Command: sends a text message in one frame, compressed if
+    /// permessage-deflate is in force and the text reaches the threshold.
     pub fn send_text(&mut self, text: &str) -> Result<(), Error> {
-        self.core.send_message(MessageKind::Text, text.as_bytes())
+        self.core
+            .send_message(MessageKind::Text, text.as_bytes(), Compress::Auto)
     }
 
-    /// Command: sends a binary message in one frame.
+    /// Command: sends a binary message in one frame, compressed if
+    /// permessage-deflate is in force and the data reaches the threshold.
     pub fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
-        self.core.send_message(MessageKind::Binary, data)
+        self.core
+            .send_message(MessageKind::Binary, data, Compress::Auto)
+    }
+
+    /// Command: sends a message in one frame, choosing whether it may be
+    /// compressed ([`Compress::Never`] opts this message out of
+    /// permessage-deflate). `data` must be UTF-8 for a text message.
+    pub fn send_message(
+        &mut self,
+        kind: MessageKind,
+        data: &[u8],
+        compress: Compress,
+    ) -> Result<(), Error> {
+        if kind == MessageKind::Text && !utf8::is_valid(data) {
+            return Err(UsageError::InvalidUtf8.into());
+        }
+        self.core.send_message(kind, data, compress)
     }
 
     /// Command: sends one fragment of a message (RFC 6455 §5.4). The first call
@@ -510,7 +577,22 @@ impl Connection {
         data: &[u8],
         fin: bool,
     ) -> Result<(), Error> {
-        self.core.send_fragment(kind, data, fin)
+        self.core.send_fragment(kind, data, fin, Compress::Auto)
+    }
+
+    /// Command: [`send_fragment`](Self::send_fragment), choosing on the
+    /// message's first fragment whether it may be compressed (later
+    /// fragments follow that choice). Under [`Compress::Auto`] a fragmented
+    /// message is compressed whatever its size; each fragment is flushed, so
+    /// its bytes can be sent at once.
+    pub fn send_fragment_with(
+        &mut self,
+        kind: MessageKind,
+        data: &[u8],
+        fin: bool,
+        compress: Compress,
+    ) -> Result<(), Error> {
+        self.core.send_fragment(kind, data, fin, compress)
     }
 
     /// Command: sends a ping (payload at most 125 bytes).
@@ -560,10 +642,15 @@ impl Connection {
         let State::RequestReceived(request) = &core.state else {
             return Err(UsageError::NoPendingRequest.into());
         };
-        handshake::accept_response(request, &accept, None, &mut core.tx)?;
+        let (extensions, pmd) = match deflate::server_negotiate(request, &core.config) {
+            Some((response, pmd)) => (Some(response), Some(pmd)),
+            None => (None, None),
+        };
+        handshake::accept_response(request, &accept, extensions.as_deref(), &mut core.tx)?;
+        core.set_deflate(pmd);
         core.negotiated = Negotiated {
             protocol: accept.protocol,
-            extensions: None,
+            extensions,
         };
         core.state = State::Open;
         core.announce_open = true;
@@ -607,6 +694,16 @@ impl Connection {
         }
         if core::mem::take(&mut self.core.announce_open) {
             return Some(Ready::Open);
+        }
+        if let Some(frame_end) = self.core.inflate_pending.take() {
+            match self.inflate(frame_end) {
+                Ok(None) => {}
+                Ok(Some(ready)) => return Some(ready),
+                Err(e) => {
+                    self.core.fail(e);
+                    return Some(Ready::Closed);
+                }
+            }
         }
         loop {
             let step = {
@@ -676,6 +773,11 @@ impl Connection {
                 self.rx.release();
                 match outcome {
                     Ok(negotiated) => {
+                        if let State::AwaitResponse(expected) = &core.state {
+                            let pmd =
+                                deflate::client_agreement(expected, &negotiated, &core.config);
+                            core.set_deflate(pmd);
+                        }
                         core.negotiated = negotiated;
                         core.state = State::Open;
                         Some(Ready::Open)
@@ -706,24 +808,34 @@ impl Connection {
 
     fn begin_frame(&mut self, header: &FrameHeader) -> Result<Option<Ready>, ProtocolError> {
         let core = &mut self.core;
-        let disposition = match core.reader.begin_frame(header)? {
+        let class = core.reader.begin_frame(header)?;
+        // RFC 7692 §6.1: RSV1 (the decoder allows it only with permessage-deflate)
+        // marks a compressed message on its first frame, and nowhere else.
+        if header.rsv1 && !matches!(class, FrameClass::Data { first: true, .. }) {
+            return Err(ProtocolError::CompressedBitMisplaced);
+        }
+        let disposition = match class {
             FrameClass::Control(opcode) => Disposition::Control(opcode),
-            FrameClass::Data { kind, first, fin } => match core.config.mode {
-                MessageMode::Whole if first && fin => Disposition::InPlace(kind),
-                MessageMode::Whole => Disposition::Assembled,
-                MessageMode::Streaming => {
-                    if first {
-                        core.streamed = false;
-                    }
-                    Disposition::Streamed(kind)
+            FrameClass::Data { kind, first, fin } => {
+                if first {
+                    core.streamed = false;
+                    core.rx_compressed = header.rsv1;
+                    core.inflated = 0;
                 }
-            },
+                match core.config.mode {
+                    _ if core.rx_compressed => Disposition::Inflate(kind),
+                    MessageMode::Whole if first && fin => Disposition::InPlace(kind),
+                    MessageMode::Whole => Disposition::Assembled,
+                    MessageMode::Streaming => Disposition::Streamed(kind),
+                }
+            }
         };
         core.frame = Some(disposition);
-        if header.payload_len == 0 {
-            return self.end_frame(true);
+        match (header.payload_len, disposition) {
+            (0, Disposition::Inflate(_)) => self.inflate(true),
+            (0, _) => self.end_frame(true),
+            _ => Ok(None),
         }
-        Ok(None)
     }
 
     fn payload(
@@ -746,9 +858,10 @@ impl Connection {
             Some(Disposition::Streamed(kind)) => {
                 core.reader.data(chunk)?;
                 if !frame_end {
-                    return Ok(Some(core.piece(kind, false)));
+                    return Ok(Some(core.piece(kind, false, Source::InPlace)));
                 }
             }
+            Some(Disposition::Inflate(_)) => return self.inflate(frame_end),
         }
         if frame_end {
             return self.end_frame(range.is_empty());
@@ -776,16 +889,85 @@ impl Connection {
             Disposition::Streamed(kind) => {
                 let done = core.reader.end_frame()?.is_some();
                 // An empty frame that does not end the message has nothing to say.
-                (done || !empty_tail).then(|| core.piece(kind, done))
+                (done || !empty_tail).then(|| core.piece(kind, done, Source::InPlace))
             }
+            // Ended by `inflate`, which never hands the frame back here.
+            Disposition::Inflate(_) => None,
+        })
+    }
+
+    /// A compressed message's payload arrived (RFC 7692 §7.2.2): inflates the
+    /// held bytes into the assembly buffer, checking the limit on the
+    /// inflated size as it grows, and validating text as it comes out.
+    /// Streaming mode hands out a piece whenever the buffer holds a read's
+    /// worth, and resumes from the same held bytes at the next event.
+    fn inflate(&mut self, frame_end: bool) -> Result<Option<Ready>, ProtocolError> {
+        let Self { rx, core } = self;
+        let (Some(Disposition::Inflate(kind)), Some(pmd)) = (core.frame, core.pmd.as_mut()) else {
+            return Ok(None);
+        };
+        let end_of_message = frame_end && core.reader.frame_is_final();
+        let streaming = core.config.mode == MessageMode::Streaming;
+        let max = core.config.max_message_size;
+        // One byte over the limit is room enough to see it broken.
+        let mut room = max.saturating_sub(core.inflated).saturating_add(1);
+        if streaming {
+            let piece = core.config.read_buffer_size.max(1);
+            room = room.min(piece.saturating_sub(rx.message.len()) as u64);
+        }
+        let before = rx.message.len();
+        let input = &rx.buf[rx.held()];
+        let room = usize::try_from(room).unwrap_or(usize::MAX);
+        let (used, done) = pmd.inflate(input, end_of_message, &mut rx.message, room)?;
+        rx.start += used;
+        let out = &rx.message[before..];
+        core.inflated += out.len() as u64;
+        // RFC 6455 §10.4, on the inflated size: a small message cannot expand past the limit.
+        if core.inflated > max {
+            return Err(ProtocolError::MessageTooLarge {
+                len: core.inflated,
+                max,
+            });
+        }
+        core.reader.data(out)?;
+        if !done {
+            // Only streaming gets here: the piece is full.
+            core.inflate_pending = Some(frame_end);
+            return Ok(Some(core.piece(kind, false, Source::Assembled)));
+        }
+        if !frame_end {
+            let piece = streaming && !rx.message.is_empty();
+            return Ok(piece.then(|| core.piece(kind, false, Source::Assembled)));
+        }
+        core.frame = None;
+        Ok(match core.reader.end_frame()? {
+            Some(kind) if !streaming => Some(Ready::Message(kind, Source::Assembled)),
+            Some(kind) => Some(core.piece(kind, true, Source::Assembled)),
+            None if streaming && !rx.message.is_empty() => {
+                Some(core.piece(kind, false, Source::Assembled))
+            }
+            None => None,
         })
     }
 }
 
 impl Core {
-    fn piece(&mut self, kind: MessageKind, last: bool) -> Ready {
+    fn piece(&mut self, kind: MessageKind, last: bool, source: Source) -> Ready {
         let first = !core::mem::replace(&mut self.streamed, true);
-        Ready::Piece { kind, first, last }
+        Ready::Piece {
+            kind,
+            first,
+            last,
+            source,
+        }
+    }
+
+    /// Puts permessage-deflate in force: RSV1 becomes legal on received frames.
+    fn set_deflate(&mut self, pmd: Option<Pmd>) {
+        if pmd.is_some() {
+            self.decoder.set_allowed_rsv(0x40);
+        }
+        self.pmd = pmd;
     }
 
     /// A whole control frame arrived (RFC 6455 §5.5).
@@ -845,6 +1027,7 @@ impl Core {
             self.queue_close(frame.as_ref());
         }
         self.frame = None;
+        self.inflate_pending = None;
         self.state = State::Closed {
             info: CloseInfo {
                 code,
@@ -891,12 +1074,35 @@ impl Core {
     /// Encodes a frame into the outgoing buffer; a client masks it with a fresh key.
     #[inline]
     fn queue(&mut self, opcode: OpCode, fin: bool, payload: &[u8]) {
+        self.queue_frame(opcode, fin, false, payload);
+    }
+
+    /// [`queue`](Self::queue) with RSV1, the "Per-Message Compressed" bit (RFC 7692 §6).
+    #[inline]
+    fn queue_frame(&mut self, opcode: OpCode, fin: bool, rsv1: bool, payload: &[u8]) {
         let mask = self.entropy.as_mut().map(|entropy| {
             let mut key = [0; 4];
             entropy.fill(&mut key);
             key
         });
-        encode_frame(&mut self.tx, &FrameHeader::new(opcode, fin, mask), payload);
+        let mut header = FrameHeader::new(opcode, fin, mask);
+        header.rsv1 = rsv1;
+        encode_frame(&mut self.tx, &header, payload);
+    }
+
+    /// Queues a data frame, compressed when `compress`: RSV1 on a message's
+    /// first frame only (RFC 7692 §6.1), the tail stripped at its end (§7.2.1).
+    fn queue_data(&mut self, opcode: OpCode, fin: bool, compress: bool, data: &[u8]) {
+        match self.pmd.as_mut() {
+            Some(pmd) if compress => {
+                let payload = pmd.compress(data, fin);
+                self.queue_frame(opcode, fin, opcode != OpCode::CONTINUATION, &payload);
+                if let Some(pmd) = self.pmd.as_mut() {
+                    pmd.restore(payload);
+                }
+            }
+            _ => self.queue(opcode, fin, data),
+        }
     }
 
     /// Whether frames may be sent: not before the opening handshake completes
@@ -911,16 +1117,31 @@ impl Core {
         }
     }
 
-    fn send_message(&mut self, kind: MessageKind, data: &[u8]) -> Result<(), Error> {
+    fn send_message(
+        &mut self,
+        kind: MessageKind,
+        data: &[u8],
+        compress: Compress,
+    ) -> Result<(), Error> {
         self.check_open()?;
         if self.tx_message.is_some() {
             return Err(UsageError::FragmentInProgress.into());
         }
-        self.queue(kind.opcode(), true, data);
+        let compress = self
+            .pmd
+            .as_ref()
+            .is_some_and(|pmd| pmd.wants(data.len(), false, compress));
+        self.queue_data(kind.opcode(), true, compress, data);
         Ok(())
     }
 
-    fn send_fragment(&mut self, kind: MessageKind, data: &[u8], fin: bool) -> Result<(), Error> {
+    fn send_fragment(
+        &mut self,
+        kind: MessageKind,
+        data: &[u8],
+        fin: bool,
+        compress: Compress,
+    ) -> Result<(), Error> {
         self.check_open()?;
         let opcode = match self.tx_message {
             None => kind.opcode(),
@@ -936,7 +1157,13 @@ impl Core {
             }
             self.tx_utf8 = utf8;
         }
-        self.queue(opcode, fin, data);
+        if opcode != OpCode::CONTINUATION {
+            self.tx_compressed = self
+                .pmd
+                .as_ref()
+                .is_some_and(|pmd| pmd.wants(data.len(), !fin, compress));
+        }
+        self.queue_data(opcode, fin, self.tx_compressed, data);
         self.tx_message = if fin { None } else { Some(kind) };
         Ok(())
     }

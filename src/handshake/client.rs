@@ -150,9 +150,18 @@ impl ClientRequest {
     }
 
     /// Offers an extension, as it goes in `Sec-WebSocket-Extensions` (RFC 6455 §9.1).
+    ///
+    /// With [`Config::deflate`](crate::Config::deflate) set, the connection
+    /// offers permessage-deflate itself; a request that offers it by hand is
+    /// sent as is, and its offers are the ones the response is checked against.
     pub fn extension(mut self, offer: &str) -> Self {
         self.extensions.push(String::from(offer));
         self
+    }
+
+    /// The extension offers added with [`extension`](Self::extension), in order.
+    pub fn extension_offers(&self) -> impl Iterator<Item = &str> {
+        self.extensions.iter().map(String::as_str)
     }
 
     /// Adds a header field (cookies, authorization, ...).
@@ -255,11 +264,22 @@ impl ClientRequest {
         ExpectedResponse {
             accept: accept_key(key.as_bytes()),
             protocols: self.protocols.clone(),
+            // The names offered: an `extension` string may hold several elements.
             extensions: self
                 .extensions
                 .iter()
-                .filter_map(|e| e.split(';').next())
-                .map(|name| String::from(name.trim()))
+                .flat_map(|e| e.split(','))
+                .filter_map(|element| element.split(';').next())
+                .map(str::trim)
+                .filter(|name| !name.is_empty())
+                .map(String::from)
+                .collect(),
+            #[cfg(feature = "deflate")]
+            deflate_offers: self
+                .extensions
+                .iter()
+                .flat_map(|e| crate::deflate::elements(e))
+                .filter_map(|e| crate::deflate::DeflateParams::parse(e, false).ok())
                 .collect(),
         }
     }
@@ -277,6 +297,29 @@ pub struct ExpectedResponse {
     accept: String,
     protocols: Vec<String>,
     extensions: Vec<String>,
+    /// The permessage-deflate offers, which a response must answer.
+    #[cfg(feature = "deflate")]
+    deflate_offers: Vec<crate::deflate::DeflateParams>,
+}
+
+impl ExpectedResponse {
+    /// The permessage-deflate agreement a response sets up: `None` if it did
+    /// not accept permessage-deflate, an error if its answer is invalid
+    /// (RFC 7692 §5).
+    #[cfg(feature = "deflate")]
+    pub(crate) fn deflate(
+        &self,
+        negotiated: &Negotiated,
+    ) -> Result<Option<crate::deflate::Agreement>, crate::deflate::NegotiationError> {
+        let elements = negotiated
+            .extensions
+            .as_deref()
+            .map(crate::deflate::elements);
+        crate::deflate::Agreement::from_response(
+            elements.into_iter().flatten(),
+            &self.deflate_offers,
+        )
+    }
 }
 
 /// Parses and validates the server's response (RFC 6455 §4.1) from the start
@@ -361,7 +404,12 @@ pub(super) fn validate_response(
             .next()
             .unwrap_or_default()
             .trim_ascii();
-        if !expected.extensions.iter().any(|e| e.as_bytes() == name) {
+        // Extension names are tokens, compared without regard to case.
+        if !expected
+            .extensions
+            .iter()
+            .any(|e| e.as_bytes().eq_ignore_ascii_case(name))
+        {
             return Err(HandshakeError::UnexpectedExtension);
         }
     }
@@ -382,8 +430,12 @@ pub(super) fn validate_response(
         },
         (Some(_), Some(_)) => return Err(HandshakeError::UnexpectedProtocol),
     };
-    Ok(Negotiated {
+    let negotiated = Negotiated {
         protocol,
         extensions,
-    })
+    };
+    // RFC 7692 §5: a client fails the connection on an invalid permessage-deflate response.
+    #[cfg(feature = "deflate")]
+    expected.deflate(&negotiated)?;
+    Ok(negotiated)
 }

@@ -102,6 +102,11 @@ impl Request {
 /// ([`UsageError::ProtocolNotOffered`]) or a header field is not valid
 /// ([`UsageError::InvalidHeader`]).
 ///
+/// To accept permessage-deflate, answer the offers with
+/// `DeflateConfig::negotiate` (feature `deflate`), add the response it gives
+/// as a `Sec-WebSocket-Extensions` header with [`Accept::header`], and pass
+/// the same value in `Negotiated::extensions`: the connection applies it.
+///
 /// See [`Request::from_http`] for an example.
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub fn accept_response_http(

@@ -199,6 +199,11 @@ pub enum HandshakeError {
     /// RFC 6455 §4.1 step 5: the server selected an extension that was not offered.
     #[error("the server selected an extension that was not offered (RFC 6455 §4.1)")]
     UnexpectedExtension,
+    /// RFC 7692 §5: the server's permessage-deflate response is invalid or
+    /// answers none of the offers; the client fails the connection.
+    #[cfg(feature = "deflate")]
+    #[error("invalid permessage-deflate response: {0}")]
+    InvalidDeflateResponse(#[from] crate::deflate::NegotiationError),
     /// The header block exceeds [`Config::max_handshake_size`](crate::Config::max_handshake_size) (431).
     #[error("the handshake's header block exceeds the limit of {0} bytes")]
     HeadersTooLarge(usize),
@@ -233,6 +238,8 @@ impl HandshakeError {
             | Self::UnexpectedProtocol
             | Self::UnexpectedExtension
             | Self::Eof => return None,
+            #[cfg(feature = "deflate")]
+            Self::InvalidDeflateResponse(_) => return None,
         })
     }
 }

@@ -1,0 +1,34 @@
+//! A deterministic JSON-like corpus shared by `examples/deflate_memory.rs` and
+//! `benches/deflate.rs`.
+
+/// A deterministic JSON-like corpus: chat and telemetry events, as a
+/// WebSocket API sends them, one message each.
+pub fn corpus(n: usize) -> Vec<String> {
+    let names = ["alice", "bob", "carol", "dave", "erin", "frank"];
+    let words = [
+        "ok", "ready", "moving", "idle", "sync", "ack", "left", "joined",
+    ];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    (0..n)
+        .map(|i| {
+            let r = next();
+            format!(
+                r#"{{"type":"event","id":{i},"ts":{},"user":"{}","status":"{}","pos":{{"x":{:.3},"y":{:.3}}},"tags":["{}","{}"],"seq":{}}}"#,
+                1_700_000_000_000u64 + i as u64 * 17,
+                names[(r % 6) as usize],
+                words[(r >> 8) as usize % 8],
+                (r >> 16) as f64 % 1000.0 / 7.0,
+                (r >> 32) as f64 % 1000.0 / 3.0,
+                words[(r >> 40) as usize % 8],
+                words[(r >> 48) as usize % 8],
+                r % 100_000,
+            )
+        })
+        .collect()
+}
