@@ -13,14 +13,21 @@ fi
 (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
 
 (cd "$root" && cargo build --quiet --all-features --example chat)
+# The echo server in release: the 4 MiB messages are compressed at level 6.
+(cd "$root" && cargo build --quiet --release --all-features --example echo_server)
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 log="$root/target/chat-example.log"
 "$root/target/debug/examples/chat" "127.0.0.1:$port" >"$log" 2>&1 &
 pid=$!
-trap 'kill "$pid" 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-  sleep 0.1
+echo_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$root/target/release/examples/echo_server" "127.0.0.1:$echo_port" >"$root/target/echo-browser.log" 2>&1 &
+echo_pid=$!
+trap 'kill "$pid" "$echo_pid" 2>/dev/null || true' EXIT
+for p in "$port" "$echo_port"; do
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break
+    sleep 0.1
+  done
 done
 
-CHAT_URL="http://127.0.0.1:$port/" CHAT_SCREENSHOT="$root/target/chat.png" timeout 120 node "$here/chat.mjs"
+ECHO_URL="ws://127.0.0.1:$echo_port/" CHAT_URL="http://127.0.0.1:$port/" CHAT_SCREENSHOT="$root/target/chat.png" timeout 120 node "$here/chat.mjs"

@@ -1,4 +1,5 @@
-// Node's `ws` against wsmachine, both roles.
+// Node's `ws` against wsmachine, both roles, with permessage-deflate negotiated
+// (checked on every connection).
 //   node node_peers.mjs client ws://127.0.0.1:PORT/   -> ws client against our echo_server
 //   node node_peers.mjs server PORT                    -> ws server for our echo_client
 import { WebSocket, WebSocketServer } from "ws";
@@ -25,16 +26,39 @@ function converse(ws, done) {
   ws.send(messages[0]);
 }
 
+const deflated = (ws) => {
+  if (!/^permessage-deflate\b/.test(ws.extensions)) fail(`permessage-deflate not negotiated: "${ws.extensions}"`);
+  return ws.extensions;
+};
+
 const [mode, arg] = process.argv.slice(2);
 if (mode === "client") {
-  const ws = new WebSocket(arg, { perMessageDeflate: false });
-  ws.on("open", () => converse(ws, () => { console.log("node ws client <-> wsmachine echo_server: ok"); console.log("1 passed, 0 failed"); }));
+  // ws's default offer, then one that sets every parameter.
+  const offers = [
+    { threshold: 0 },
+    { threshold: 0, serverNoContextTakeover: true, clientNoContextTakeover: true, serverMaxWindowBits: 9, clientMaxWindowBits: 10 },
+  ];
+  const next = (n) => {
+    if (n === offers.length) {
+      console.log(`${offers.length} passed, 0 failed`);
+      return;
+    }
+    const ws = new WebSocket(arg, { perMessageDeflate: offers[n] });
+    ws.on("open", () => {
+      const ext = deflated(ws);
+      converse(ws, () => { console.log(`node ws client <-> wsmachine echo_server (${ext}): ok`); next(n + 1); });
+    });
+  };
+  next(0);
 } else {
-  const wss = new WebSocketServer({ host: "127.0.0.1", port: Number(arg) });
-  wss.on("connection", (ws) => converse(ws, () => {
-    console.log("node ws server <-> wsmachine echo_client: ok");
-    console.log("1 passed, 0 failed");
-    wss.close();
-  }));
+  const wss = new WebSocketServer({ host: "127.0.0.1", port: Number(arg), perMessageDeflate: { threshold: 0 } });
+  wss.on("connection", (ws) => {
+    const ext = deflated(ws);
+    converse(ws, () => {
+      console.log(`node ws server (${ext}) <-> wsmachine echo_client: ok`);
+      console.log("1 passed, 0 failed");
+      wss.close();
+    });
+  });
   console.log("listening");
 }

@@ -11,8 +11,10 @@ MESSAGES = ["hello", "ünïcödé ✓ 🦀", "", "x" * 70_000, bytes([0, 1, 2, 2
 
 
 async def main(url):
-    # websockets offers permessage-deflate; the server declines it until it supports it.
+    # websockets offers permessage-deflate (client_max_window_bits) by default.
     async with connect(url, max_size=None) as ws:
+        extensions = ws.response.headers.get("Sec-WebSocket-Extensions", "")
+        assert extensions.startswith("permessage-deflate"), "not negotiated: %r" % extensions
         for message in MESSAGES:
             await ws.send(message)
             echo = await ws.recv()
@@ -21,7 +23,7 @@ async def main(url):
         await asyncio.wait_for(pong, 5)
         await ws.close(1000, "done")
     assert ws.close_code == 1000, ws.close_code
-    print("python websockets client <-> wsmachine echo_server: ok")
+    print("python websockets client <-> wsmachine echo_server (%s): ok" % extensions)
     print("1 passed, 0 failed")
 
 
