@@ -15,12 +15,14 @@
 
 use std::path::PathBuf;
 
+use wsmachine::deflate::Compressor;
 use wsmachine::frame::{FrameHeader, OpCode, Role, encode_frame};
 use wsmachine::handshake::{ClientRequest, accept_key};
 use wsmachine::{CloseCode, Config, Connection, MessageKind, SeededEntropy};
 use wsmachine_fuzz::handshake::{
     Splice, build_request, build_response, client_request, encode_key, nonce,
 };
+use wsmachine_fuzz::inflate::{self, item};
 use wsmachine_fuzz::{conn, decoder};
 
 /// Largest seed file.
@@ -223,6 +225,7 @@ fn main() {
         "client_connection",
         "request_parser",
         "response_parser",
+        "inflate",
     ]
     .map(|t| root.join(t));
     for dir in &dirs {
@@ -325,6 +328,7 @@ fn main() {
         counts[2],
         request_seeds(&dirs[3]),
         response_seeds(&dirs[4]),
+        inflate_seeds(&dirs[5]),
     ];
     for (dir, count) in dirs.iter().zip(counts) {
         assert!(count < 50, "{count} seeds in {}", dir.display());
@@ -911,5 +915,362 @@ fn response_seeds(dir: &std::path::Path) -> usize {
         write(dir, name, &seed_file);
         count += 1;
     }
+    count
+}
+
+/// A chat message as a JSON API sends it: compressible, with repeats across messages.
+fn chat(i: usize, text: &str) -> String {
+    format!(
+        r#"{{"type":"message","id":{i},"room":"general","user":"alice","text":"{text}","ts":"2024-01-01T00:00:{:02}Z"}}"#,
+        i % 60
+    )
+}
+
+/// Chunk sizes (see `inflate::chunk_size`) that cut exactly `len` bytes, the
+/// last one ending a message.
+fn exact_chunks(len: usize) -> Vec<u8> {
+    assert!(len < 64 * 64);
+    let mut spec = Vec::new();
+    if len >= 64 {
+        spec.push(63 + (len / 64) as u8);
+    }
+    if len % 64 != 0 {
+        spec.push((len % 64) as u8);
+    }
+    if spec.is_empty() {
+        spec.push(127);
+    }
+    *spec.last_mut().unwrap() |= inflate::END_OF_MESSAGE;
+    spec
+}
+
+/// `messages` compressed one after the other (as a peer's frames carry them).
+fn compressed(level: u32, bits: u8, reset: bool, messages: &[&[u8]]) -> Vec<Vec<u8>> {
+    let mut c = Compressor::new(level, bits, reset);
+    messages
+        .iter()
+        .map(|m| {
+            let mut out = Vec::new();
+            c.compress(m, true, &mut out);
+            out
+        })
+        .collect()
+}
+
+/// Writes the `inflate` seeds; returns their count.
+fn inflate_seeds(dir: &std::path::Path) -> usize {
+    let mut count = 0;
+    let mut put = |name: &str, data: Vec<u8>| {
+        write(dir, name, &data);
+        count += 1;
+    };
+    let json: Vec<u8> = (0..4)
+        .flat_map(|i| chat(i, "hello there").into_bytes())
+        .collect();
+
+    // Codec. Multi-message runs keep the default cap (64 KiB) and the output
+    // vector starts empty; single messages try small caps.
+    put(
+        "codec-00-roundtrip-multilingual",
+        inflate::build_codec(
+            15,
+            false,
+            0,
+            false,
+            6,
+            &[],
+            &[],
+            MULTILINGUAL.repeat(3).as_bytes(),
+        ),
+    );
+    // Messages of several fragments (and an empty one), window 8, reset per message.
+    put(
+        "codec-01-roundtrip-fragments-w8-reset",
+        inflate::build_codec(
+            8,
+            true,
+            1,
+            false,
+            9,
+            &[],
+            &[40, 127, 30 | 0x80, 127 | 0x80, 0],
+            &json,
+        ),
+    );
+    // A valid stream of two messages with context takeover, cut at their ends:
+    // the chunked and one-shot inflations both succeed.
+    let (a, b) = (
+        chat(1, "first"),
+        chat(2, "second, sharing the first's words"),
+    );
+    let wires = compressed(6, 12, false, &[a.as_bytes(), b.as_bytes()]);
+    let chunks = [exact_chunks(wires[0].len()), exact_chunks(wires[1].len())].concat();
+    put(
+        "codec-02-stream-w12-takeover",
+        inflate::build_codec(12, false, 0, false, 6, &[], &chunks, &wires.concat()),
+    );
+    // One message fed byte by byte, a byte of output per call.
+    let wire = compressed(1, 10, false, &[&json[..300]]).concat();
+    put(
+        "codec-03-bytewise-cap1-w10",
+        inflate::build_codec(10, false, 0, false, 1, &[1], &[1], &wire),
+    );
+    // A bomb: 200 KB of zeros in a few hundred bytes, inflated in 46 KB calls.
+    let wire = compressed(9, 15, false, &[&vec![0; 200_000]]).concat();
+    put(
+        "codec-04-bomb-zeros",
+        inflate::build_codec(15, false, 0, false, 9, &[200], &[], &wire),
+    );
+    // Garbage: a reserved block type, then bytes that are not DEFLATE.
+    put(
+        "codec-05-garbage",
+        inflate::build_codec(
+            11,
+            false,
+            2,
+            false,
+            3,
+            &[],
+            &[3, 5 | 0x80],
+            b"\xff\xff\xff\x07not deflate at all",
+        ),
+    );
+    // A final block (a stored "abc"), then data after it in the same message,
+    // then a message after one that ended with a final block.
+    put(
+        "codec-06-final-block",
+        inflate::build_codec(
+            13,
+            false,
+            0,
+            false,
+            5,
+            &[],
+            &[8 | 0x80, 9 | 0x80, 0],
+            b"\x01\x03\x00\xfc\xffabc\x01\x03\x00\xfc\xffabcx\x02\x00",
+        ),
+    );
+
+    // Connection: setup bytes [flags, response, compressor].
+    let key = [0x37, 0xfa, 0x21, 0x3d];
+    let text = |i: usize| chat(i, "compressed with the others");
+    let msg = |c: u8, b: u8, data: &[u8]| item::encode(c, b, data);
+    // Every window size, each with its own mode, reads and takeover.
+    for bits in 8u8..=15 {
+        let w = bits - 8;
+        let mut flags = 0;
+        if w % 2 == 1 {
+            flags |= inflate::STREAMING;
+        }
+        if w % 3 == 0 {
+            flags |= inflate::VIA_BUFFER;
+        }
+        let mut response = w | inflate::CLIENT_BITS;
+        if w % 2 == 0 {
+            response |= inflate::CLIENT_NO_TAKEOVER;
+        }
+        if w >= 4 {
+            response |= inflate::SERVER_BITS | inflate::SERVER_NO_TAKEOVER;
+        }
+        let setup = [
+            inflate::conn_flags(3, w % 4, flags),
+            response,
+            (bits + 1) % 10 | (w % 3) << 4,
+        ];
+        let reads: &[u8] = match w % 4 {
+            0 => &[],
+            1 => &[conn::op_read(1)],
+            2 => &[conn::op_read(3), conn::op_read(7)],
+            _ => &[conn::op_read(16), conn::op_read(2)],
+        };
+        let items = [
+            msg(item::COMPRESSED | item::TEXT, 0, text(1).as_bytes()),
+            msg(item::COMPRESSED | item::TEXT, 0, text(2).as_bytes()),
+            msg(item::PLAIN | item::TEXT, 0, b"plain"),
+            msg(
+                item::COMPRESSED | item::fragments(3) | item::PING_BETWEEN,
+                90,
+                text(3).as_bytes(),
+            ),
+            msg(item::COMPRESSED | item::TEXT, 0, b""),
+        ];
+        put(
+            &format!("conn-{w:02}-window-{bits}"),
+            inflate::build_connection(setup, key, reads, &items),
+        );
+    }
+    let none = [0; 0];
+    let whole = |max: u8| inflate::conn_flags(max, 0, 0);
+    let deflate = 0; // "permessage-deflate", window 15, context takeover
+    // A conversation: messages compressed and not, fragmented, pings and a close.
+    put(
+        "conn-10-whole-conversation",
+        inflate::build_connection(
+            [whole(3), deflate, 6],
+            key,
+            &none,
+            &[
+                msg(item::COMPRESSED | item::TEXT, 0, MULTILINGUAL.as_bytes()),
+                msg(item::COMPRESSED | item::REPEAT, 30, b"0123456789"),
+                msg(item::CONTROL, 0, b"ping?"),
+                msg(item::PLAIN | item::fragments(2), 100, &[7; 40]),
+                msg(
+                    item::COMPRESSED | item::TEXT | item::fragments(4) | item::PING_BETWEEN,
+                    10,
+                    MULTILINGUAL.as_bytes(),
+                ),
+                msg(item::CONTROL | item::PONG, 0, b""),
+                msg(item::CONTROL | item::CLOSE, 0, b""),
+            ],
+        ),
+    );
+    // Streaming with a 7-byte read buffer: inflated pieces of 7 bytes at most.
+    put(
+        "conn-11-streaming-rbs7",
+        inflate::build_connection(
+            [inflate::conn_flags(3, 2, inflate::STREAMING), deflate, 6],
+            key,
+            &[conn::op_read(0)],
+            &[
+                msg(item::COMPRESSED | item::TEXT, 0, MULTILINGUAL.as_bytes()),
+                msg(item::COMPRESSED | item::fragments(3), 128, &json[..200]),
+            ],
+        ),
+    );
+    // Bombs over the limit: zeros, whole (4096) and streaming (4096, and 100
+    // with a one-byte read buffer).
+    let bomb = msg(item::COMPRESSED | item::REPEAT, 255, &[0; 64]);
+    put(
+        "conn-12-bomb-whole-4096",
+        inflate::build_connection([whole(2), deflate, 9], key, &none, &[bomb.clone()]),
+    );
+    put(
+        "conn-13-bomb-streaming-4096",
+        inflate::build_connection(
+            [inflate::conn_flags(2, 0, inflate::STREAMING), deflate, 9],
+            key,
+            &none,
+            &[bomb.clone()],
+        ),
+    );
+    put(
+        "conn-14-bomb-streaming-100-rbs1",
+        inflate::build_connection(
+            [inflate::conn_flags(1, 1, inflate::STREAMING), deflate, 1],
+            key,
+            &[conn::op_read(9)],
+            &[msg(item::COMPRESSED | item::REPEAT, 15, &[0; 64])],
+        ),
+    );
+    // Garbage compressed payload after a good message: 1007.
+    put(
+        "conn-15-garbage-payload",
+        inflate::build_connection(
+            [whole(3), deflate, 6],
+            key,
+            &none,
+            &[
+                msg(item::COMPRESSED | item::TEXT, 0, b"fine, compressed"),
+                msg(
+                    item::RAW | item::opcode(2) | item::FIN | item::RSV1,
+                    0,
+                    b"\xff\xff\xff\x07garbage",
+                ),
+            ],
+        ),
+    );
+    // RSV1 on a continuation frame (compressed bytes in it): 1002.
+    put(
+        "conn-16-rsv1-continuation",
+        inflate::build_connection(
+            [whole(3), deflate, 6],
+            key,
+            &none,
+            &[
+                msg(
+                    item::RAW | item::opcode(1) | item::RSV1,
+                    item::B_COMPRESSED,
+                    b"first half, ",
+                ),
+                msg(
+                    item::RAW | item::opcode(0) | item::FIN | item::RSV1,
+                    item::B_COMPRESSED | item::B_END,
+                    b"second half",
+                ),
+            ],
+        ),
+    );
+    // RSV1 on a ping: 1002.
+    put(
+        "conn-17-rsv1-ping",
+        inflate::build_connection(
+            [inflate::conn_flags(3, 0, inflate::STREAMING), deflate, 6],
+            key,
+            &none,
+            &[msg(
+                item::RAW | item::opcode(9) | item::FIN | item::RSV1,
+                0,
+                b"p",
+            )],
+        ),
+    );
+    // No permessage-deflate in force: a plain message, then RSV1: 1002.
+    put(
+        "conn-18-no-deflate",
+        inflate::build_connection(
+            [whole(3), inflate::NO_DEFLATE | 1, 6],
+            key,
+            &none,
+            &[
+                msg(item::PLAIN | item::TEXT, 0, b"plain is fine"),
+                msg(item::COMPRESSED | item::TEXT, 0, b"compressed is not"),
+            ],
+        ),
+    );
+    // Stored (level 0): 100 bytes fit the limit of 100, their frame does not: 1009.
+    let bytes: Vec<u8> = (0..100u8).map(|i| i.wrapping_mul(89)).collect();
+    put(
+        "conn-19-stored-over-limit",
+        inflate::build_connection(
+            [whole(1), deflate, 0],
+            key,
+            &none,
+            &[msg(item::COMPRESSED, 0, &bytes)],
+        ),
+    );
+
+    // Regressions: `Decompressor::decompress` once inflated into whatever
+    // capacity the output vector had, past `max_out` (and then underflowed
+    // computing the room left): a vector cleared after a longer message, an
+    // assembly buffer grown by a plain fragmented message, a streamed piece
+    // buffer larger than the room left under the limit.
+    let (a, b) = (vec![b'a'; 1000], vec![b'b'; 5000]);
+    let wires = compressed(6, 15, false, &[&a, &b]);
+    let chunks = [exact_chunks(wires[0].len()), exact_chunks(wires[1].len())].concat();
+    put(
+        "regress-codec-reused-output",
+        inflate::build_codec(15, false, 0, false, 6, &[7], &chunks, &wires.concat()),
+    );
+    put(
+        "regress-conn-whole-after-assembled",
+        inflate::build_connection(
+            [whole(1), deflate, 6],
+            key,
+            &none,
+            &[
+                msg(item::PLAIN | item::fragments(2), 154, &[1; 100]),
+                msg(item::COMPRESSED | item::REPEAT, 78, &[0; 64]),
+            ],
+        ),
+    );
+    put(
+        "regress-conn-streaming-room",
+        inflate::build_connection(
+            [inflate::conn_flags(1, 2, inflate::STREAMING), deflate, 6],
+            key,
+            &none,
+            &[msg(item::COMPRESSED | item::REPEAT, 1, &[0; 64])],
+        ),
+    );
     count
 }

@@ -760,6 +760,9 @@ pub fn run_request(data: &[u8]) {
     let mut config = input.config.clone();
     config.max_handshake_size = max_size;
     config.max_headers = max_headers;
+    // The reference model is RFC 6455's handshake: no permessage-deflate offer
+    // or answer (the `inflate` target and tests/deflate_* cover those).
+    config.deflate = None;
     let record = run_both(
         || Connection::server(config.clone()),
         &input.steps,
@@ -896,6 +899,9 @@ pub fn run_response(data: &[u8]) {
     let mut config = input.config.clone();
     config.max_handshake_size = max_size;
     config.max_headers = max_headers;
+    // The reference model is RFC 6455's handshake: no permessage-deflate offer
+    // or answer (the `inflate` target and tests/deflate_* cover those).
+    config.deflate = None;
     let make = || {
         let conn = Connection::client(&request, config.clone(), SeededEntropy::new(seed)).unwrap();
         assert_eq!(

@@ -5,6 +5,7 @@
 pub mod conn;
 pub mod decoder;
 pub mod handshake;
+pub mod inflate;
 
 #[cfg(test)]
 mod tests {
@@ -56,6 +57,11 @@ mod tests {
     }
 
     #[test]
+    fn inflate_seeds() {
+        replay("inflate", crate::inflate::run);
+    }
+
+    #[test]
     fn key_codec() {
         use crate::handshake::{decode_key, encode_key};
         // RFC 6455 §1.3.
@@ -88,6 +94,12 @@ mod tests {
             crate::conn::run(Role::Client, &data);
             crate::handshake::run_request(&data);
             crate::handshake::run_response(&data);
+            crate::inflate::run(&data);
+            let mut connection = data.clone();
+            if let Some(first) = connection.first_mut() {
+                *first |= 1;
+            }
+            crate::inflate::run(&connection);
         }
     }
 }
