@@ -10,7 +10,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
-use wsmachine::deflate::{Compressor, Decompressor};
+use wsmachine::deflate::{Compressor, Decompressor, DeflateConfig};
 
 #[path = "support/json_corpus.rs"]
 mod json_corpus;
@@ -54,12 +54,13 @@ fn main() {
     let messages = corpus(2000);
     let raw: usize = messages.iter().map(String::len).sum();
 
-    println!("Heap held after one message, by window bits (level 6):\n");
+    let level = DeflateConfig::default().level;
+    println!("Heap held after one message, by window bits (level {level}, the default):\n");
     println!("| window bits | compressor | decompressor | both |");
     println!("|---|---|---|---|");
     for bits in 8..=15u8 {
         let before = LIVE.load(Relaxed);
-        let mut compressor = Compressor::new(6, bits, false);
+        let mut compressor = Compressor::new(level, bits, false);
         let mut wire = Vec::with_capacity(4096);
         compressor.compress(messages[0].as_bytes(), true, &mut wire);
         let compressor_heap = LIVE.load(Relaxed) - before - wire.capacity();

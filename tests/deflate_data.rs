@@ -435,8 +435,10 @@ fn matrix(client_sends: bool) {
                 if no_takeover {
                     assert!(first == second, "{what}: no takeover: the same bytes twice");
                 } else if window >= 14 {
+                    // Level 1 (the default) searches short match chains:
+                    // the repeat shrinks by 2.5x rather than 4x at level 6.
                     assert!(
-                        second.len() * 4 < first.len(),
+                        second.len() * 2 < first.len(),
                         "{what}: takeover: repeat in {} bytes, first {}",
                         second.len(),
                         first.len()
