@@ -1,4 +1,6 @@
-//! Limits and behaviour switches, each with a safe default.
+//! Limits, timeouts and behaviour switches, each with a safe default.
+
+use core::time::Duration;
 
 /// How data messages are delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -54,6 +56,32 @@ pub struct Config {
     /// size, checked while inflating.
     #[cfg(feature = "deflate")]
     pub deflate: Option<crate::deflate::DeflateConfig>,
+    /// Keepalive: after this long without receiving anything, a ping is sent
+    /// (RFC 6455 §5.5.2). `None` turns keepalive off. Default 30 s.
+    pub keepalive_interval: Option<Duration>,
+    /// Keepalive: how long after its ping the peer has to show it is alive
+    /// (see [`keepalive_needs_pong`](Self::keepalive_needs_pong)) before the
+    /// connection fails as unresponsive, with a close frame of 1001 queued.
+    /// `None`: pings are sent but never time out. Default 20 s.
+    pub keepalive_timeout: Option<Duration>,
+    /// Keepalive: only the pong answering the ping proves the peer alive.
+    /// Default off: any bytes received do (a peer busy sending a large message
+    /// may queue its pong behind it).
+    pub keepalive_needs_pong: bool,
+    /// After we send a close frame, how long the peer has to answer with its
+    /// own before the connection is closed without it (1006); for a client,
+    /// also how long it waits for the server to close the transport after the
+    /// closing handshake (RFC 6455 §7.1.1). `None`: wait forever. Default 10 s.
+    pub close_timeout: Option<Duration>,
+    /// How long the opening handshake may take from the first
+    /// [`handle_timeout`](crate::Connection::handle_timeout): a server that has
+    /// not received a whole request by then answers 408 (if part of one came)
+    /// and closes, which defends against slowloris. `None`: no limit.
+    /// Default 10 s.
+    pub handshake_timeout: Option<Duration>,
+    /// Close with 1001 after this long without a data message in either
+    /// direction (control frames do not count). Default `None` (off).
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for Config {
@@ -68,6 +96,12 @@ impl Default for Config {
             max_headers: 64,
             #[cfg(feature = "deflate")]
             deflate: Some(crate::deflate::DeflateConfig::default()),
+            keepalive_interval: Some(Duration::from_secs(30)),
+            keepalive_timeout: Some(Duration::from_secs(20)),
+            keepalive_needs_pong: false,
+            close_timeout: Some(Duration::from_secs(10)),
+            handshake_timeout: Some(Duration::from_secs(10)),
+            idle_timeout: None,
         }
     }
 }

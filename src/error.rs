@@ -17,6 +17,27 @@ pub enum Error {
     /// The opening handshake failed (RFC 6455 §4).
     #[error(transparent)]
     Handshake(#[from] crate::handshake::HandshakeError),
+    /// A deadline of [`Config`](crate::Config) passed.
+    #[error(transparent)]
+    Timeout(#[from] Timeout),
+}
+
+/// Which deadline passed (see the timeouts of [`Config`](crate::Config)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Timeout {
+    /// The opening handshake did not complete in
+    /// [`handshake_timeout`](crate::Config::handshake_timeout).
+    #[error("the opening handshake did not complete in time")]
+    Handshake,
+    /// The peer did not answer a keepalive ping in
+    /// [`keepalive_timeout`](crate::Config::keepalive_timeout): it is unresponsive.
+    #[error("the peer is unresponsive: no answer to a keepalive ping in time")]
+    Keepalive,
+    /// The peer did not answer our close frame in
+    /// [`close_timeout`](crate::Config::close_timeout) (RFC 6455 §7.1.1).
+    #[error("the peer did not answer the close frame in time")]
+    Close,
 }
 
 /// The peer broke RFC 6455. Each variant maps to the close code sent to the peer.

@@ -13,14 +13,17 @@
 //!
 //! - **inputs** tell it what happened: [`Connection::handle_read`] with bytes
 //!   received (or [`Connection::recv_buffer`] and [`Connection::commit_recv`] to
-//!   read straight into its buffer, without a copy), and
-//!   [`Connection::handle_eof`] when the stream ends;
+//!   read straight into its buffer, without a copy),
+//!   [`Connection::handle_eof`] when the stream ends, and
+//!   [`Connection::handle_timeout`] with the time;
 //! - **commands** ask it to do something: [`Connection::send_text`],
 //!   [`Connection::send_binary`], [`Connection::send_fragment`],
 //!   [`Connection::send_ping`], [`Connection::close`];
 //! - **outputs** say what to do next: [`Connection::poll_event`] hands out
-//!   messages, pings, pongs and the final close, and
-//!   [`Connection::poll_transmit`] the bytes to write.
+//!   messages, pings, pongs and the final close,
+//!   [`Connection::poll_transmit`] the bytes to write,
+//!   [`Connection::poll_timeout`] the next deadline, and
+//!   [`Connection::should_close_transport`] when to close the stream.
 //!
 //! **After every input or command, drain the outputs: events first, then the
 //! bytes to transmit.** Handling an event can queue bytes (a pong answering a
@@ -66,6 +69,35 @@
 //! # let mut wire = std::io::Cursor::new(Vec::new());
 //! # serve(&mut wire).unwrap();
 //! ```
+//!
+//! ## Time
+//!
+//! The core has no clock: time comes in as a [`core::time::Duration`] since an
+//! origin the caller picks, through [`Connection::handle_timeout`], and the
+//! connection answers with its next deadline in [`Connection::poll_timeout`].
+//! Timers are data: keepalive pings that detect a peer that vanished
+//! (a ping after [`Config::keepalive_interval`] of silence, failure after
+//! [`Config::keepalive_timeout`] without an answer), the opening handshake's
+//! deadline (slowloris), the closing handshake's, and an optional idle
+//! timeout. A loop that runs them reads with a deadline:
+//!
+//! ```text
+//! conn.handle_timeout(now());                      // starts the clock
+//! loop {
+//!     match read_until(stream, conn.recv_buffer(), conn.poll_timeout()) {
+//!         Read(n)   => { conn.handle_timeout(now()); conn.commit_recv(n) }
+//!         Eof       => { conn.handle_timeout(now()); conn.handle_eof() }
+//!         Deadline  => conn.handle_timeout(now()),
+//!     }
+//!     // drain events, then transmits, as above
+//!     if conn.should_close_transport() { break }   // RFC 6455 §7.1.1
+//! }
+//! ```
+//!
+//! The adapters do exactly this (tokio with `timeout_at`, blocking with the
+//! socket's read timeout), and tests drive it with a virtual clock, to the
+//! millisecond, with no sleeps. A connection that is never given the time
+//! runs no timer.
 //!
 //! Events borrow from the connection: a message that arrived in one frame is
 //! unmasked in place in the receive buffer and handed out without a copy.
@@ -132,7 +164,7 @@ pub use close::{CloseCode, CloseFrame, MAX_REASON_LEN};
 pub use config::{Config, MessageMode};
 pub use connection::{CloseInfo, Compress, Connection, Event, Fragment, Initiator, OwnedEvent};
 pub use entropy::{Entropy, SeededEntropy};
-pub use error::{Error, ProtocolError, UsageError};
+pub use error::{Error, ProtocolError, Timeout, UsageError};
 pub use frame::Role;
 pub use message::MessageKind;
 pub use utf8::{InvalidUtf8, Utf8Validator};

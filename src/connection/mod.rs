@@ -3,21 +3,24 @@
 mod deflate;
 mod event;
 mod recv;
+mod timers;
 
 use alloc::boxed::Box;
 use alloc::string::ToString;
 use alloc::vec::Vec;
 use core::ops::Range;
+use core::time::Duration;
 
 pub use deflate::Compress;
 use deflate::Pmd;
 pub use event::{CloseInfo, Event, Fragment, Initiator, OwnedEvent};
 use recv::Rx;
+use timers::{Due, Phase, Timers};
 
 use crate::close::{CloseCode, CloseFrame, MAX_REASON_LEN};
 use crate::config::{Config, MessageMode};
 use crate::entropy::Entropy;
-use crate::error::{Error, ProtocolError, UsageError};
+use crate::error::{Error, ProtocolError, Timeout, UsageError};
 use crate::frame::{
     Decoded, DecoderConfig, FrameDecoder, FrameHeader, OpCode, Role, Status, encode_frame,
 };
@@ -36,12 +39,15 @@ const MAX_READ_AHEAD: u64 = 1 << 20;
 ///
 /// - **inputs**: [`handle_read`](Self::handle_read) (or
 ///   [`recv_buffer`](Self::recv_buffer) + [`commit_recv`](Self::commit_recv) to read
-///   straight into the connection's buffer) and [`handle_eof`](Self::handle_eof);
+///   straight into the connection's buffer), [`handle_eof`](Self::handle_eof) and
+///   [`handle_timeout`](Self::handle_timeout);
 /// - **commands**: [`send_text`](Self::send_text), [`send_binary`](Self::send_binary),
 ///   [`send_fragment`](Self::send_fragment), [`send_ping`](Self::send_ping),
 ///   [`send_pong`](Self::send_pong), [`close`](Self::close);
-/// - **outputs**: [`poll_event`](Self::poll_event) and
-///   [`poll_transmit`](Self::poll_transmit) / [`transmitted`](Self::transmitted).
+/// - **outputs**: [`poll_event`](Self::poll_event),
+///   [`poll_transmit`](Self::poll_transmit) / [`transmitted`](Self::transmitted),
+///   [`poll_timeout`](Self::poll_timeout) and
+///   [`should_close_transport`](Self::should_close_transport).
 ///
 /// After every input or command, drain the outputs: events first (handling an
 /// event can queue bytes, such as a pong or a close echo), then transmits.
@@ -105,6 +111,8 @@ struct Core {
     inflate_pending: Option<bool>,
     /// The fragmented message being sent is compressed.
     tx_compressed: bool,
+    /// Keepalive, handshake, close and idle deadlines, as data.
+    timers: Timers,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -314,6 +322,7 @@ impl Connection {
                 inflated: 0,
                 inflate_pending: None,
                 tx_compressed: false,
+                timers: Timers::default(),
             },
         }
     }
@@ -373,8 +382,9 @@ impl Connection {
     /// Bytes received after the connection closed are discarded.
     pub fn handle_read(&mut self, data: &[u8]) {
         self.settle();
-        if !self.is_closed() {
+        if !self.is_closed() && !data.is_empty() {
             self.rx.extend(data);
+            self.core.received();
         }
     }
 
@@ -403,6 +413,9 @@ impl Connection {
         }
         let n = n.min(self.rx.buf.len() - self.rx.end);
         self.rx.end += n;
+        if n > 0 {
+            self.core.received();
+        }
     }
 
     /// Input: the peer closed its side of the stream (a read returned 0 bytes).
@@ -410,6 +423,87 @@ impl Connection {
     /// completed by then, the connection closes with 1006 (RFC 6455 §7.1.5).
     pub fn handle_eof(&mut self) {
         self.core.eof = true;
+    }
+
+    /// Input: the time is `now`, a [`Duration`] since an origin the caller
+    /// chooses (adapters use the connection's creation); fires every deadline
+    /// that has passed. Time never goes back: an earlier `now` is ignored.
+    ///
+    /// The first call starts the clock: until then no timer runs (and bytes
+    /// received are not timed). Received bytes are timed at the latest `now`
+    /// given, so call this before each [`handle_read`](Self::handle_read) /
+    /// [`commit_recv`](Self::commit_recv) (it is cheap), and when the deadline
+    /// of [`poll_timeout`](Self::poll_timeout) passes. Then drain the outputs:
+    /// a timer may queue a ping, a close frame or a 408 response, and end the
+    /// connection with [`Event::Closed`] carrying an [`Error::Timeout`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use wsmachine::{Config, Connection, Event, Timeout};
+    /// let mut config = Config::default();
+    /// config.keepalive_interval = Some(Duration::from_secs(30));
+    /// config.keepalive_timeout = Some(Duration::from_secs(20));
+    /// let mut server = Connection::open_server(config);
+    /// server.handle_timeout(Duration::ZERO);
+    /// assert_eq!(server.poll_timeout(), Some(Duration::from_secs(30)));
+    ///
+    /// // Silence for 30 s: a keepalive ping goes out ...
+    /// server.handle_timeout(Duration::from_secs(30));
+    /// assert_eq!(server.poll_transmit().unwrap()[0], 0x89);
+    /// assert_eq!(server.poll_timeout(), Some(Duration::from_secs(50)));
+    ///
+    /// // ... and 20 s more without an answer, the peer is unresponsive.
+    /// server.handle_timeout(Duration::from_secs(50));
+    /// let Some(Event::Closed(info)) = server.poll_event() else { panic!() };
+    /// assert_eq!(info.error(), Some(&Timeout::Keepalive.into()));
+    /// ```
+    pub fn handle_timeout(&mut self, now: Duration) {
+        // No `settle` here: the receive buffer is left as it is, so an adapter
+        // may call this between a read into `recv_buffer` and its `commit_recv`.
+        // Part of a request arrived (the server answers 408 then).
+        let partial = self.rx.end > self.rx.start;
+        let core = &mut self.core;
+        core.timers.advance(now);
+        let now = core.timers.now().unwrap_or(now);
+        // Each deadline fired moves the next one past `now` or changes the
+        // phase; the bound is a guard, not a limit that is reached.
+        for _ in 0..8 {
+            match core.timers.next(core.phase(), &core.config) {
+                Some((at, due)) if at <= now => core.fire(due, partial),
+                _ => break,
+            }
+        }
+    }
+
+    /// Output: the earliest deadline the connection wants
+    /// [`handle_timeout`](Self::handle_timeout) called at, or `None` (no
+    /// timer runs, or the clock has not started). Read it after every input
+    /// and command: it moves with them.
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        let core = &self.core;
+        core.timers
+            .next(core.phase(), &core.config)
+            .map(|(at, _)| at)
+    }
+
+    /// The round trip time the last answered keepalive ping measured.
+    pub fn rtt(&self) -> Option<Duration> {
+        self.core.timers.rtt
+    }
+
+    /// Output: whether to close the transport now. RFC 6455 §7.1.1: after the
+    /// closing handshake the server closes the TCP connection first, so it
+    /// holds the TIME_WAIT state; the client waits for that (it reads until
+    /// the end of stream) and closes only after
+    /// [`Config::close_timeout`]. After a failure, either side closes at once.
+    /// Always once the queued bytes are sent.
+    pub fn should_close_transport(&self) -> bool {
+        let core = &self.core;
+        let State::Closed { info, .. } = &core.state else {
+            return false;
+        };
+        self.pending_transmit() == 0
+            && (core.role == Role::Server || !info.clean || core.eof || core.timers.linger_expired)
     }
 
     // ----- outputs -----
@@ -423,6 +517,9 @@ impl Connection {
             return None;
         }
         let ready = self.core.pending.take()?;
+        if matches!(ready, Ready::Message(..) | Ready::Piece { .. }) {
+            self.core.timers.message();
+        }
         let Self { rx, core } = self;
         core.release = match ready {
             Ready::Message(_, Source::Assembled)
@@ -485,6 +582,13 @@ impl Connection {
     /// before it hands the event to the application; the next
     /// [`poll_event`](Self::poll_event) returns the event.
     pub fn has_event(&mut self) -> bool {
+        // A request parsed but not handed out is stale once the state moved
+        // on (the application accepted it, or the handshake timed out).
+        if self.core.pending == Some(Ready::Request)
+            && !matches!(self.core.state, State::RequestReceived(_))
+        {
+            self.core.pending = None;
+        }
         if self.core.pending.is_none() {
             self.settle();
             self.core.pending = self.parse();
@@ -617,8 +721,7 @@ impl Connection {
         let frame =
             CloseFrame::new(code, reason).ok_or(UsageError::CloseReasonTooLong(reason.len()))?;
         self.core.check_open()?;
-        self.core.queue_close(Some(&frame));
-        self.core.state = State::CloseSent;
+        self.core.start_close(&frame);
         Ok(())
     }
 
@@ -652,6 +755,7 @@ impl Connection {
             protocol: accept.protocol,
             extensions,
         };
+        core.timers.message();
         core.state = State::Open;
         core.announce_open = true;
         Ok(())
@@ -780,6 +884,7 @@ impl Connection {
                         }
                         core.negotiated = negotiated;
                         core.state = State::Open;
+                        core.timers.message();
                         Some(Ready::Open)
                     }
                     Err(request) => {
@@ -981,7 +1086,10 @@ impl Core {
                 }
                 Ready::Ping
             }
-            OpCode::PONG => Ready::Pong,
+            OpCode::PONG => {
+                self.timers.pong(payload);
+                Ready::Pong
+            }
             _ => {
                 let frame = CloseFrame::parse(payload)?;
                 let code = frame
@@ -1007,6 +1115,7 @@ impl Core {
                     },
                     reported: true,
                 };
+                self.timers.closed();
                 Ready::Closed
             }
         }))
@@ -1015,7 +1124,13 @@ impl Core {
     /// RFC 6455 §7.1.7: fail the connection: send a close with the error's code
     /// (unless one was sent already) and process nothing more.
     fn fail(&mut self, error: ProtocolError) {
-        let code = error.close_code();
+        self.abort(error.close_code(), error.into(), true);
+    }
+
+    /// Ends the connection at our side with `code`: the close frame (with the
+    /// error as its reason, cut to fit) is queued unless one was sent already.
+    /// `reported`: the event is handed out by the current call.
+    fn abort(&mut self, code: CloseCode, error: Error, reported: bool) {
         let mut reason = error.to_string();
         let mut cut = reason.len().min(MAX_REASON_LEN);
         while !reason.is_char_boundary(cut) {
@@ -1034,10 +1149,72 @@ impl Core {
                 frame,
                 initiator: Initiator::Local,
                 clean: false,
-                error: Some(error.into()),
+                error: Some(error),
             },
-            reported: true,
+            reported,
         };
+        self.timers.closed();
+    }
+
+    /// Starts the closing handshake (RFC 6455 §7.1.2): our close frame goes out.
+    fn start_close(&mut self, frame: &CloseFrame) {
+        self.queue_close(Some(frame));
+        self.state = State::CloseSent;
+        self.timers.close_sent();
+    }
+
+    /// Bytes were received: a sign of life for the keepalive.
+    fn received(&mut self) {
+        self.timers.received(self.config.keepalive_needs_pong);
+    }
+
+    /// The connection's phase, for its timers.
+    fn phase(&self) -> Phase {
+        match &self.state {
+            State::AwaitResponse(_) | State::AwaitRequest | State::RequestReceived(_) => {
+                Phase::Handshake
+            }
+            State::Open => Phase::Open,
+            State::CloseSent => Phase::CloseSent,
+            State::Closed { info, .. } => Phase::Closed {
+                linger: self.role == Role::Client && info.clean && !self.eof,
+            },
+        }
+    }
+
+    /// A deadline passed. `partial`: part of a request was received.
+    fn fire(&mut self, due: Due, partial: bool) {
+        match due {
+            Due::Handshake => {
+                // RFC 9110 §15.5.9: 408 for a request that did not arrive in
+                // time; a server that saw none just closes.
+                let waiting = matches!(self.state, State::RequestReceived(_));
+                if self.role == Role::Server && (partial || waiting) {
+                    let body = Timeout::Handshake.to_string();
+                    let _ = handshake::reject_response(408, &[], body.as_bytes(), &mut self.tx);
+                }
+                self.close_without_frame(Initiator::Local, Some(Timeout::Handshake.into()), false);
+            }
+            Due::Ping => {
+                let payload = self
+                    .timers
+                    .ping_sent(self.config.keepalive_timeout.is_some());
+                self.queue(OpCode::PING, true, &payload);
+            }
+            // The peer probably never sees this close frame; 1001: we are going away.
+            Due::Unresponsive => {
+                self.abort(CloseCode::GOING_AWAY, Timeout::Keepalive.into(), false)
+            }
+            Due::Idle => {
+                if let Some(frame) = CloseFrame::new(CloseCode::GOING_AWAY, "idle") {
+                    self.start_close(&frame);
+                }
+            }
+            Due::Close => {
+                self.close_without_frame(Initiator::Local, Some(Timeout::Close.into()), false);
+            }
+            Due::Linger => self.timers.linger_expired = true,
+        }
     }
 
     /// The connection ends without a close frame from the peer: 1006 (RFC 6455
@@ -1054,6 +1231,7 @@ impl Core {
             },
             reported,
         };
+        self.timers.closed();
     }
 
     /// The stream ended before the closing handshake completed.
@@ -1132,6 +1310,7 @@ impl Core {
             .as_ref()
             .is_some_and(|pmd| pmd.wants(data.len(), false, compress));
         self.queue_data(kind.opcode(), true, compress, data);
+        self.timers.message();
         Ok(())
     }
 
@@ -1165,6 +1344,7 @@ impl Core {
         }
         self.queue_data(opcode, fin, self.tx_compressed, data);
         self.tx_message = if fin { None } else { Some(kind) };
+        self.timers.message();
         Ok(())
     }
 
