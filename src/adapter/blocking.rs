@@ -1,5 +1,10 @@
-//! A blocking adapter: drives a [`Connection`] over any `std::io::Read + Write`,
-//! such as a `TcpStream` or a rustls `StreamOwned`.
+//! A blocking adapter: drives a [`Connection`] over a `std::io::Read + Write`
+//! stream whose reads can time out ([`ReadTimeout`]: a `TcpStream`, a
+//! `UnixStream`, or any stream wrapped in [`NoTimeout`]).
+//!
+//! The connection's timers (keepalive, handshake, close and idle timeouts)
+//! run on the stream's read timeout, set before every read to the time left
+//! until the connection's next deadline: the adapter owns that setting.
 //!
 //! ```no_run
 //! use std::net::TcpStream;
@@ -16,24 +21,93 @@
 //! ```
 
 use std::io::{ErrorKind, Read, Write};
+use std::time::{Duration, Instant};
 
 use super::{Error, NoDecision, OsEntropy, Step, handshake_step};
 use crate::handshake::{Accept, ClientRequest, Reject, Request};
 use crate::{CloseCode, Config, Connection, Event, MessageKind, OwnedEvent};
+
+/// A stream whose reads can be given a timeout, so that a blocked read
+/// returns when the connection's next deadline comes.
+pub trait ReadTimeout {
+    /// Sets the read timeout (`None`: block until data arrives). Never
+    /// called with a zero duration.
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> std::io::Result<()>;
+}
+
+impl ReadTimeout for std::net::TcpStream {
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> std::io::Result<()> {
+        std::net::TcpStream::set_read_timeout(self, timeout)
+    }
+}
+
+#[cfg(unix)]
+impl ReadTimeout for std::os::unix::net::UnixStream {
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> std::io::Result<()> {
+        std::os::unix::net::UnixStream::set_read_timeout(self, timeout)
+    }
+}
+
+impl<T: ReadTimeout + ?Sized> ReadTimeout for &mut T {
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> std::io::Result<()> {
+        (**self).set_read_timeout(timeout)
+    }
+}
+
+impl<T: ReadTimeout + ?Sized> ReadTimeout for Box<T> {
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> std::io::Result<()> {
+        (**self).set_read_timeout(timeout)
+    }
+}
+
+/// A stream without read timeouts (a TLS stream over a socket whose timeout
+/// is set elsewhere, a pipe): timers then fire only when a read returns.
+///
+/// ```
+/// use wsmachine::adapter::blocking::NoTimeout;
+/// let stream = NoTimeout(std::io::Cursor::new(Vec::<u8>::new()));
+/// ```
+#[derive(Debug)]
+pub struct NoTimeout<S>(pub S);
+
+impl<S> ReadTimeout for NoTimeout<S> {
+    fn set_read_timeout(&mut self, _: Option<Duration>) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<S: Read> Read for NoTimeout<S> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl<S: Write> Write for NoTimeout<S> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
 
 /// A WebSocket over a blocking stream.
 #[derive(Debug)]
 pub struct WebSocket<S> {
     stream: S,
     conn: Connection,
+    /// The origin of the connection's clock.
+    origin: Instant,
+    /// The read timeout last set on the stream.
+    read_timeout: Option<Option<Duration>>,
 }
 
-impl<S: Read + Write> WebSocket<S> {
+impl<S: Read + Write + ReadTimeout> WebSocket<S> {
     /// Client: sends the upgrade request for `request` over `stream` and waits
     /// for the server's response. Masking keys come from the OS.
     pub fn connect(stream: S, request: &ClientRequest, config: Config) -> Result<Self, Error> {
         let conn = Connection::client(request, config, OsEntropy::new())?;
-        let mut ws = Self { stream, conn };
+        let mut ws = Self::from_connection(stream, conn);
         ws.handshake(&mut None::<NoDecision>)?;
         Ok(ws)
     }
@@ -52,10 +126,7 @@ impl<S: Read + Write> WebSocket<S> {
         config: Config,
         decide: impl FnOnce(&Request) -> Result<Accept, Reject>,
     ) -> Result<Self, Error> {
-        let mut ws = Self {
-            stream,
-            conn: Connection::server(config),
-        };
+        let mut ws = Self::from_connection(stream, Connection::server(config));
         ws.handshake(&mut Some(decide))?;
         Ok(ws)
     }
@@ -79,9 +150,46 @@ impl<S: Read + Write> WebSocket<S> {
         }
     }
 
-    /// Drives `conn` (already created, in any state) over `stream`.
-    pub fn from_connection(stream: S, conn: Connection) -> Self {
-        Self { stream, conn }
+    /// Drives `conn` (already created, in any state) over `stream`. The
+    /// connection's clock starts now: give one whose clock has not started.
+    pub fn from_connection(stream: S, mut conn: Connection) -> Self {
+        conn.handle_timeout(Duration::ZERO);
+        Self {
+            stream,
+            conn,
+            origin: Instant::now(),
+            read_timeout: None,
+        }
+    }
+
+    /// The time on the connection's clock.
+    fn now(&self) -> Duration {
+        self.origin.elapsed()
+    }
+
+    /// Tells the connection the time before a command, which is timed by it
+    /// (the close timeout runs from the close, the idle time from a message).
+    /// What a deadline that passed meanwhile queues goes out with the command.
+    fn tick(&mut self) {
+        let now = self.now();
+        self.conn.handle_timeout(now);
+    }
+
+    /// Waits for the transport's end the way RFC 6455 §7.1.1 asks, once the
+    /// connection is closed (after [`OwnedEvent::Closed`]): a server returns
+    /// at once, to drop (close) the stream first; a client first waits for the
+    /// server to close (reading to the end of stream), at most
+    /// [`Config::close_timeout`](crate::Config::close_timeout). Returns at once
+    /// if the connection is not closed.
+    pub fn close_transport(&mut self) -> Result<(), Error> {
+        if !self.conn.is_closed() {
+            return Ok(());
+        }
+        self.flush()?;
+        while !self.conn.should_close_transport() {
+            self.fill()?;
+        }
+        Ok(())
     }
 
     /// The next event, owned. After the [`OwnedEvent::Closed`] event every call
@@ -117,12 +225,14 @@ impl<S: Read + Write> WebSocket<S> {
 
     /// Sends a text message.
     pub fn send_text(&mut self, text: &str) -> Result<(), Error> {
+        self.tick();
         self.conn.send_text(text)?;
         self.flush()
     }
 
     /// Sends a binary message.
     pub fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.tick();
         self.conn.send_binary(data)?;
         self.flush()
     }
@@ -134,18 +244,21 @@ impl<S: Read + Write> WebSocket<S> {
         data: &[u8],
         fin: bool,
     ) -> Result<(), Error> {
+        self.tick();
         self.conn.send_fragment(kind, data, fin)?;
         self.flush()
     }
 
     /// Sends a ping.
     pub fn send_ping(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.tick();
         self.conn.send_ping(payload)?;
         self.flush()
     }
 
     /// Sends a pong.
     pub fn send_pong(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.tick();
         self.conn.send_pong(payload)?;
         self.flush()
     }
@@ -153,6 +266,7 @@ impl<S: Read + Write> WebSocket<S> {
     /// Starts the closing handshake; keep calling [`recv`](Self::recv) until
     /// [`OwnedEvent::Closed`] to complete it.
     pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        self.tick();
         self.conn.close(code, reason)?;
         self.flush()
     }
@@ -170,16 +284,36 @@ impl<S: Read + Write> WebSocket<S> {
         Ok(self.stream.flush()?)
     }
 
-    /// Reads once into the connection's receive buffer.
+    /// Reads once into the connection's receive buffer, or fires the
+    /// connection's timers when its deadline comes first.
     fn fill(&mut self) -> Result<(), Error> {
         loop {
-            match self.stream.read(self.conn.recv_buffer()) {
+            let left = self
+                .conn
+                .poll_timeout()
+                .map(|at| at.saturating_sub(self.now()));
+            if left == Some(Duration::ZERO) {
+                self.conn.handle_timeout(self.now());
+                return Ok(());
+            }
+            if self.read_timeout != Some(left) {
+                self.stream.set_read_timeout(left)?;
+                self.read_timeout = Some(left);
+            }
+            let result = self.stream.read(self.conn.recv_buffer());
+            // Time first: the bytes just read are timed now.
+            self.conn.handle_timeout(self.now());
+            match result {
                 Ok(0) => {
                     self.conn.handle_eof();
                     return Ok(());
                 }
                 Ok(n) => {
                     self.conn.commit_recv(n);
+                    return Ok(());
+                }
+                // The deadline came: what it fired is flushed by the caller.
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                     return Ok(());
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}

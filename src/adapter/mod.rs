@@ -62,8 +62,11 @@ impl Entropy for OsEntropy {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The stream failed. The connection's state is intact: after a timeout
-    /// (`WouldBlock` / `TimedOut`) the call can be retried.
+    /// The stream failed. The connection's state is intact. (The adapters
+    /// run the connection's timers on read timeouts themselves: a deadline
+    /// that passes is not an error but, when it ends the connection, an
+    /// [`OwnedEvent::Closed`](crate::OwnedEvent::Closed) carrying an
+    /// [`Error::Timeout`](crate::Error::Timeout).)
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
     /// The WebSocket protocol or the opening handshake failed, or the call was

@@ -1,6 +1,11 @@
 //! An async adapter: drives a [`Connection`] over any tokio `AsyncRead + AsyncWrite + Unpin`,
 //! such as a `TcpStream` or a `tokio_rustls` stream.
 //!
+//! The connection's timers (keepalive, handshake, close and idle timeouts) run
+//! on `tokio::time`: each read waits at most until the connection's next
+//! deadline, so the runtime needs its time driver (`#[tokio::main]` and
+//! `Builder::enable_all` have it).
+//!
 //! Every future is cancel-safe: the state lives in the core, never in a future.
 //! A cancelled `recv` loses no byte and no event; a cancelled send leaves its
 //! message queued in the core, written by the next call.
@@ -21,6 +26,9 @@
 //! ```
 
 use std::io::ErrorKind;
+use std::time::Duration;
+
+use ::tokio::time::Instant;
 
 use ::tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -33,6 +41,8 @@ use crate::{CloseCode, Config, Connection, Event, MessageKind, OwnedEvent};
 pub struct WebSocket<S> {
     stream: S,
     conn: Connection,
+    /// The origin of the connection's clock.
+    origin: Instant,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
@@ -44,7 +54,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         config: Config,
     ) -> Result<Self, Error> {
         let conn = Connection::client(request, config, OsEntropy::new())?;
-        let mut ws = Self { stream, conn };
+        let mut ws = Self::from_connection(stream, conn);
         ws.handshake(&mut None::<NoDecision>).await?;
         Ok(ws)
     }
@@ -63,10 +73,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         config: Config,
         decide: impl FnOnce(&Request) -> Result<Accept, Reject>,
     ) -> Result<Self, Error> {
-        let mut ws = Self {
-            stream,
-            conn: Connection::server(config),
-        };
+        let mut ws = Self::from_connection(stream, Connection::server(config));
         ws.handshake(&mut Some(decide)).await?;
         Ok(ws)
     }
@@ -91,8 +98,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     /// Drives `conn` (already created, in any state) over `stream`.
-    pub fn from_connection(stream: S, conn: Connection) -> Self {
-        Self { stream, conn }
+    pub fn from_connection(stream: S, mut conn: Connection) -> Self {
+        // The clock starts now: the connection's timers count from here.
+        conn.handle_timeout(Duration::ZERO);
+        Self {
+            stream,
+            conn,
+            origin: Instant::now(),
+        }
+    }
+
+    /// The time on the connection's clock.
+    fn now(&self) -> Duration {
+        self.origin.elapsed()
+    }
+
+    /// Tells the connection the time before a command, which is timed by it
+    /// (the close timeout runs from the close, the idle time from a message).
+    /// What a deadline that passed meanwhile queues goes out with the command.
+    fn tick(&mut self) {
+        let now = self.now();
+        self.conn.handle_timeout(now);
     }
 
     /// The next event, owned. After the [`OwnedEvent::Closed`] event every call
@@ -128,12 +154,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// Sends a text message.
     pub async fn send_text(&mut self, text: &str) -> Result<(), Error> {
+        self.tick();
         self.conn.send_text(text)?;
         self.flush().await
     }
 
     /// Sends a binary message.
     pub async fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.tick();
         self.conn.send_binary(data)?;
         self.flush().await
     }
@@ -145,18 +173,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         data: &[u8],
         fin: bool,
     ) -> Result<(), Error> {
+        self.tick();
         self.conn.send_fragment(kind, data, fin)?;
         self.flush().await
     }
 
     /// Sends a ping.
     pub async fn send_ping(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.tick();
         self.conn.send_ping(payload)?;
         self.flush().await
     }
 
     /// Sends a pong.
     pub async fn send_pong(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.tick();
         self.conn.send_pong(payload)?;
         self.flush().await
     }
@@ -164,6 +195,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Starts the closing handshake; keep calling [`recv`](Self::recv) until
     /// [`OwnedEvent::Closed`] to complete it.
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        self.tick();
         self.conn.close(code, reason)?;
         self.flush().await
     }
@@ -182,21 +214,54 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     /// Reads once into the connection's receive buffer.
+    /// Reads once, or fires the connection's timers when its deadline comes
+    /// first (`timeout_at` drops the read, which loses nothing: cancel-safe).
     async fn fill(&mut self) -> Result<(), Error> {
         loop {
-            match self.stream.read(self.conn.recv_buffer()).await {
-                Ok(0) => {
+            // A deadline past what `Instant` can hold is no deadline.
+            let deadline = self
+                .conn
+                .poll_timeout()
+                .and_then(|at| self.origin.checked_add(at));
+            let read = self.stream.read(self.conn.recv_buffer());
+            let result = match deadline {
+                Some(at) => ::tokio::time::timeout_at(at, read).await.ok(),
+                None => Some(read.await),
+            };
+            let now = self.now();
+            // Time first: the bytes just read are timed at `now`.
+            self.conn.handle_timeout(now);
+            match result {
+                // A deadline passed: what it queued is flushed by the caller.
+                None => return Ok(()),
+                Some(Ok(0)) => {
                     self.conn.handle_eof();
                     return Ok(());
                 }
-                Ok(n) => {
+                Some(Ok(n)) => {
                     self.conn.commit_recv(n);
                     return Ok(());
                 }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.into()),
+                Some(Err(e)) if e.kind() == ErrorKind::Interrupted => {}
+                Some(Err(e)) => return Err(e.into()),
             }
         }
+    }
+
+    /// Ends the transport the way RFC 6455 §7.1.1 asks, once the connection
+    /// is closed (after [`OwnedEvent::Closed`]): a server shuts its side down
+    /// at once; a client first waits for the server to close (reading to the
+    /// end of stream), at most [`Config::close_timeout`](crate::Config::close_timeout).
+    /// Returns at once, without shutting down, if the connection is not closed.
+    pub async fn close_transport(&mut self) -> Result<(), Error> {
+        if !self.conn.is_closed() {
+            return Ok(());
+        }
+        self.flush().await?;
+        while !self.conn.should_close_transport() {
+            self.fill().await?;
+        }
+        Ok(self.stream.shutdown().await?)
     }
 
     /// The connection, for its state and for commands batched before a [`flush`](Self::flush).
