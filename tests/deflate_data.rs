@@ -1445,3 +1445,67 @@ fn messages_ending_in_a_final_block_inflate_and_the_next_starts_afresh() {
         assert_eq!(got, expected, "{mode:?}");
     }
 }
+
+// ----- a handshake answered by another HTTP stack; text checked on send -----
+
+#[test]
+fn open_server_negotiated_applies_a_deflate_response() {
+    // What an HTTP stack answered, handed to the connection with the stream.
+    let negotiated = |extensions: Option<&str>| wsmachine::handshake::Negotiated {
+        protocol: None,
+        extensions: extensions.map(String::from),
+    };
+    let text = json(20_000, 9);
+    // The client compresses with its window of 10 bits, as answered.
+    let mut payload = Vec::new();
+    Compressor::new(6, 10, false).compress(text.as_bytes(), true, &mut payload);
+    let wire = raw_frame(true, 0x40, 0x1, KEY, &payload);
+    let extensions = "permessage-deflate; client_max_window_bits=10";
+    let mut server = Connection::open_server_negotiated(
+        config(Some(DeflateConfig::default()), MessageMode::Whole),
+        negotiated(Some(extensions)),
+    );
+    assert_eq!(server.negotiated().extensions.as_deref(), Some(extensions));
+    let events = deliver(&mut server, &wire, 4096);
+    assert!(
+        matches!(&events[..], [OwnedEvent::Text(t)] if *t == text),
+        "{}",
+        events.iter().map(brief).collect::<Vec<_>>().join(", ")
+    );
+    // And it compresses what it sends: RSV1, far fewer bytes.
+    server.send_text(&text).unwrap();
+    let sent = server.poll_transmit().unwrap();
+    assert_eq!(sent[0], 0x80 | 0x40 | 0x1);
+    assert!(sent.len() * 4 < text.len(), "{} bytes", sent.len());
+
+    // Without the extension in the response, RSV1 is a protocol error.
+    let mut plain = Connection::open_server_negotiated(
+        config(Some(DeflateConfig::default()), MessageMode::Whole),
+        negotiated(Some("x-other")),
+    );
+    let events = deliver(&mut plain, &wire, 4096);
+    expect_failure(
+        &mut plain,
+        &events,
+        1002,
+        ProtocolError::ReservedBits(0b100),
+    );
+}
+
+#[test]
+fn send_message_refuses_text_that_is_not_utf8_and_queues_nothing() {
+    let mut server = negotiated_server(MessageMode::Whole);
+    for compress in [Compress::Auto, Compress::Never] {
+        let bad = [b"valid, then ".as_slice(), &[0xff; 40]].concat();
+        assert_eq!(
+            server.send_message(MessageKind::Text, &bad, compress),
+            Err(Error::Usage(wsmachine::UsageError::InvalidUtf8))
+        );
+        assert!(server.poll_transmit().is_none());
+    }
+    // Binary takes any bytes.
+    server
+        .send_message(MessageKind::Binary, &[0xff; 40], Compress::Auto)
+        .unwrap();
+    assert!(server.poll_transmit().is_some());
+}

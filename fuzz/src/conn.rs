@@ -446,19 +446,7 @@ impl Observer {
                     self.last_read
                 );
                 assert!(len > 0 || piece.last, "an empty piece that is not the last");
-                let (kind, bytes) = match self.streaming.take() {
-                    None => {
-                        assert!(piece.first, "a message's first piece is not marked first");
-                        (piece.kind, Vec::new())
-                    }
-                    Some((kind, bytes)) => {
-                        assert!(!piece.first, "a piece marked first inside a message");
-                        assert_eq!(piece.kind, kind, "a message changed kind");
-                        (kind, bytes)
-                    }
-                };
-                let mut bytes = bytes;
-                bytes.extend_from_slice(piece.data);
+                let (kind, bytes) = crate::continue_streamed(&mut self.streaming, &piece);
                 assert!(
                     bytes.len() as u64 <= self.max_message,
                     "streamed message over the limit"

@@ -883,18 +883,7 @@ impl Observer<'_> {
                     self.read_buffer,
                     self.last_read
                 );
-                let (kind, mut bytes) = match self.current.take() {
-                    None => {
-                        assert!(piece.first, "a message's first piece is not marked first");
-                        (piece.kind, Vec::new())
-                    }
-                    Some((kind, bytes)) => {
-                        assert!(!piece.first, "a piece marked first inside a message");
-                        assert_eq!(piece.kind, kind, "a message changed kind");
-                        (kind, bytes)
-                    }
-                };
-                bytes.extend_from_slice(piece.data);
+                let (kind, bytes) = crate::continue_streamed(&mut self.current, &piece);
                 assert!(
                     bytes.len() as u64 <= self.max,
                     "streamed message over the limit"

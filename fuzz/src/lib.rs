@@ -7,6 +7,30 @@ pub mod decoder;
 pub mod handshake;
 pub mod inflate;
 
+use wsmachine::{Fragment, MessageKind};
+
+/// Adds a streamed piece to the message in progress (`None` between
+/// messages), checking that its `first` flag and kind follow the message's:
+/// the check both connection harnesses make on every [`Fragment`].
+pub fn continue_streamed(
+    current: &mut Option<(MessageKind, Vec<u8>)>,
+    piece: &Fragment<'_>,
+) -> (MessageKind, Vec<u8>) {
+    let (kind, mut bytes) = match current.take() {
+        None => {
+            assert!(piece.first, "a message's first piece is not marked first");
+            (piece.kind, Vec::new())
+        }
+        Some((kind, bytes)) => {
+            assert!(!piece.first, "a piece marked first inside a message");
+            assert_eq!(piece.kind, kind, "a message changed kind");
+            (kind, bytes)
+        }
+    };
+    bytes.extend_from_slice(piece.data);
+    (kind, bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
