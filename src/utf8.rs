@@ -28,9 +28,25 @@ pub struct Utf8Validator {
 #[error("invalid UTF-8")]
 pub struct InvalidUtf8;
 
+/// Inputs shorter than this are checked for ASCII a word at a time before
+/// anything else: the SIMD validator's set-up costs more than such a check
+/// (see the `utf8` group of `benches/codec.rs`).
+const SHORT: usize = 64;
+
+/// Whether `bytes` are all ASCII, 8 bytes at a time.
+#[inline]
+fn is_ascii_short(bytes: &[u8]) -> bool {
+    let (words, rest) = bytes.as_chunks::<8>();
+    let mut acc = words.iter().fold(0, |acc, w| acc | u64::from_ne_bytes(*w));
+    for &b in rest {
+        acc |= u64::from(b);
+    }
+    acc & 0x8080_8080_8080_8080 == 0
+}
+
 /// Whether `bytes` are valid UTF-8, with SIMD where the CPU has it.
 pub(crate) fn is_valid(bytes: &[u8]) -> bool {
-    simdutf8::basic::from_utf8(bytes).is_ok()
+    (bytes.len() < SHORT && is_ascii_short(bytes)) || simdutf8::basic::from_utf8(bytes).is_ok()
 }
 
 /// Text that was validated while parsing, handed out without validating it again.
@@ -95,6 +111,9 @@ impl Utf8Validator {
                 }
             }
             input = &input[take..];
+        }
+        if input.len() < SHORT && is_ascii_short(input) {
+            return Ok(());
         }
         match simdutf8::compat::from_utf8(input) {
             Ok(_) => Ok(()),

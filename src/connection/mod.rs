@@ -22,7 +22,8 @@ use crate::config::{Config, MessageMode};
 use crate::entropy::Entropy;
 use crate::error::{Error, ProtocolError, Timeout, UsageError};
 use crate::frame::{
-    Decoded, DecoderConfig, FrameDecoder, FrameHeader, OpCode, Role, Status, encode_frame,
+    Decoded, DecoderConfig, FrameDecoder, FrameHeader, OpCode, Role, Status, apply_mask,
+    encode_frame,
 };
 use crate::handshake::{
     self, Accept, ClientRequest, ExpectedResponse, HandshakeError, Negotiated, Reject, Request,
@@ -809,6 +810,9 @@ impl Connection {
                 }
             }
         }
+        if let Some(ready) = self.fast_message() {
+            return Some(ready);
+        }
         loop {
             let step = {
                 let rx = &mut self.rx;
@@ -909,6 +913,71 @@ impl Connection {
                 Some(Ready::Closed)
             }
         }
+    }
+
+    /// The fast path for the most common input: an unfragmented, uncompressed
+    /// data frame, whole in the buffer, between messages, in whole-message
+    /// mode, with a length under 64 KiB. It is handed out in place after one
+    /// pass that unmasks it (and validates it as UTF-8 if it is text).
+    ///
+    /// It enforces the same rules as the general path (masking by role, RSV
+    /// bits, the size limits, UTF-8) by taking only frames that pass them:
+    /// anything else, valid or not, returns `None` with nothing changed, and
+    /// the general path decides.
+    #[inline(always)]
+    fn fast_message(&mut self) -> Option<Ready> {
+        let core = &mut self.core;
+        if core.frame.is_some()
+            || core.config.mode != MessageMode::Whole
+            || core.reader.in_progress().is_some()
+        {
+            return None;
+        }
+        let rx = &mut self.rx;
+        let buf = rx.buf.get_mut(rx.cursor..rx.end)?;
+        let [b0, b1, ..] = *buf else { return None };
+        // FIN set, RSV bits clear (RFC 6455 §5.2, RFC 7692 §6.1), text or binary.
+        let kind = match b0 {
+            0x81 => MessageKind::Text,
+            0x82 => MessageKind::Binary,
+            _ => return None,
+        };
+        // RFC 6455 §5.1: frames to a server are masked, frames to a client not.
+        let masked = b1 & 0x80 != 0;
+        if masked != (core.role == Role::Server) {
+            return None;
+        }
+        let (len, ext) = match b1 & 0x7F {
+            126 => (u16::from_be_bytes([*buf.get(2)?, *buf.get(3)?]) as usize, 2),
+            127 => return None,
+            n => (n as usize, 0),
+        };
+        let header = 2 + ext + 4 * masked as usize;
+        // RFC 6455 §10.4: the limits (the general path reports a breach).
+        if len as u64 > core.config.max_frame_size.min(core.config.max_message_size)
+            || buf.len() < header + len
+        {
+            return None;
+        }
+        let (head, rest) = buf.split_at_mut(header);
+        let payload = &mut rest[..len];
+        if masked {
+            let key = [
+                head[header - 4],
+                head[header - 3],
+                head[header - 2],
+                head[header - 1],
+            ];
+            apply_mask(payload, key, 0);
+        }
+        // RFC 6455 §8.1: text is valid UTF-8, checked while the bytes are hot.
+        if kind == MessageKind::Text && !utf8::is_valid(payload) {
+            core.fail(ProtocolError::InvalidUtf8);
+            return Some(Ready::Closed);
+        }
+        rx.start = rx.cursor + header;
+        rx.cursor = rx.start + len;
+        Some(Ready::Message(kind, Source::InPlace))
     }
 
     fn begin_frame(&mut self, header: &FrameHeader) -> Result<Option<Ready>, ProtocolError> {
