@@ -44,6 +44,13 @@ pub struct Config {
     /// The least free space [`Connection::recv_buffer`](crate::Connection::recv_buffer)
     /// hands out. Default 16 KiB.
     pub read_buffer_size: usize,
+    /// The capacity a buffer (receive, message assembly, transmit) may keep
+    /// once it is empty; a buffer that grew past it is freed then. So an idle
+    /// connection holds at most this much per buffer, and one large message
+    /// leaves nothing behind. Raising it to [`read_buffer_size`](Self::read_buffer_size)
+    /// or more trades that memory for one allocation less per read when the
+    /// traffic is request and response. Default 512 B.
+    pub retain_buffer_size: usize,
     /// Largest opening handshake header block, request or response. Over it a
     /// server answers 431. Default 16 KiB.
     pub max_handshake_size: usize,
@@ -92,6 +99,7 @@ impl Default for Config {
             mode: MessageMode::Whole,
             auto_pong: true,
             read_buffer_size: 16 << 10,
+            retain_buffer_size: 512,
             max_handshake_size: 16 << 10,
             max_headers: 64,
             #[cfg(feature = "deflate")]

@@ -298,7 +298,7 @@ impl Connection {
         });
         let reader = MessageReader::new(config.max_message_size);
         Self {
-            rx: Rx::default(),
+            rx: Rx::new(config.retain_buffer_size),
             core: Core {
                 role,
                 config,
@@ -612,6 +612,7 @@ impl Connection {
         if core.tx_pos == core.tx.len() {
             core.tx.clear();
             core.tx_pos = 0;
+            recv::shrink(&mut core.tx, core.config.retain_buffer_size);
         }
     }
 
@@ -625,6 +626,7 @@ impl Connection {
             core.tx.clear();
         }
         core.tx_pos = 0;
+        recv::shrink(&mut core.tx, core.config.retain_buffer_size);
     }
 
     /// Bytes waiting to be sent.
@@ -783,7 +785,7 @@ impl Connection {
         match core::mem::replace(&mut self.core.release, Release::Nothing) {
             Release::Nothing => {}
             Release::Held => self.rx.release(),
-            Release::Message => self.rx.message.clear(),
+            Release::Message => self.rx.clear_message(),
         }
     }
 

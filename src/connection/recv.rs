@@ -9,7 +9,7 @@ use core::ops::Range;
 /// `[released | held: start..cursor | unparsed: cursor..end | free: end..]`.
 /// Held bytes are the unmasked payload of the frame being read when it is
 /// kept in place (a control frame, or a single-frame message).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Rx {
     pub buf: Vec<u8>,
     pub start: usize,
@@ -17,10 +17,33 @@ pub(crate) struct Rx {
     pub end: usize,
     /// Fragments of a message in progress (whole-message mode).
     pub message: Vec<u8>,
+    /// The capacity a buffer keeps once empty ([`Config::retain_buffer_size`](crate::Config)).
+    pub retain: usize,
+}
+
+/// Frees an empty buffer that grew past `retain` bytes of capacity.
+#[inline]
+pub(crate) fn shrink(buf: &mut Vec<u8>, retain: usize) {
+    if buf.is_empty() && buf.capacity() > retain {
+        *buf = Vec::new();
+    }
 }
 
 impl Rx {
-    /// Drops the held bytes (after their event was delivered).
+    /// An empty receive side that keeps up to `retain` bytes of capacity per buffer.
+    pub fn new(retain: usize) -> Self {
+        Self {
+            buf: Vec::new(),
+            start: 0,
+            cursor: 0,
+            end: 0,
+            message: Vec::new(),
+            retain,
+        }
+    }
+
+    /// Drops the held bytes (after their event was delivered). A buffer left
+    /// empty is freed if it grew past the retained size.
     #[inline]
     pub fn release(&mut self) {
         self.start = self.cursor;
@@ -28,7 +51,17 @@ impl Rx {
             self.start = 0;
             self.cursor = 0;
             self.end = 0;
+            if self.buf.len() > self.retain {
+                self.buf = Vec::new();
+            }
         }
+    }
+
+    /// Empties the assembly buffer (after its message was delivered).
+    #[inline]
+    pub fn clear_message(&mut self) {
+        self.message.clear();
+        shrink(&mut self.message, self.retain);
     }
 
     /// The held bytes' range.
