@@ -162,7 +162,9 @@ mod utf8;
 
 pub use close::{CloseCode, CloseFrame, MAX_REASON_LEN};
 pub use config::{Config, MessageMode};
-pub use connection::{CloseInfo, Compress, Connection, Event, Fragment, Initiator, OwnedEvent};
+pub use connection::{
+    CloseInfo, Compress, Connection, Event, Fragment, Initiator, OwnedEvent, Transmit,
+};
 pub use entropy::{Entropy, SeededEntropy};
 pub use error::{Error, ProtocolError, Timeout, UsageError};
 pub use frame::Role;

@@ -196,3 +196,29 @@ fn the_server_application_rejects_and_a_bad_request_gets_400() {
         Err(Error::WebSocket(wsmachine::Error::Handshake(_)))
     ));
 }
+
+#[test]
+fn large_messages_echo_intact_through_vectored_writes() {
+    let (listener, url, addr) = listener();
+    let server = echo_once(listener);
+    let stream = TcpStream::connect(&addr).unwrap();
+    timeouts(&stream);
+    // Without permessage-deflate the echo server's large replies go out with
+    // write_vectored straight from its buffer (Connection::send_vectored).
+    let mut config = Config::default();
+    #[cfg(feature = "deflate")]
+    {
+        config.deflate = None;
+    }
+    let request = ClientRequest::new(&url).unwrap();
+    let mut ws = WebSocket::connect(stream, &request, config).unwrap();
+    assert_eq!(ws.connection().negotiated().extensions, None);
+    for len in [65_536usize, 1 << 20, 3 << 20] {
+        let data: Vec<u8> = (0..len).map(|i| (i * 13 + len) as u8).collect();
+        ws.send_binary(&data).unwrap();
+        assert_eq!(ws.recv().unwrap(), OwnedEvent::Binary(data));
+    }
+    ws.close(CloseCode::NORMAL, "").unwrap();
+    assert!(matches!(ws.recv().unwrap(), OwnedEvent::Closed(_)));
+    assert_eq!(server.join().unwrap().unwrap().code(), CloseCode::NORMAL);
+}

@@ -11,7 +11,27 @@ use wsmachine::adapter::{Error, OsEntropy};
 use wsmachine::handshake::{Accept, ClientRequest};
 use wsmachine::{CloseCode, Config, Connection, Initiator, OwnedEvent};
 
+/// The default config without permessage-deflate, so that large messages
+/// go out as they are (with vectored writes) rather than compressed.
+fn uncompressed() -> Config {
+    let mut config = Config::default();
+    #[cfg(feature = "deflate")]
+    {
+        config.deflate = None;
+    }
+    config
+}
+
 async fn echo_server() -> (
+    String,
+    tokio::task::JoinHandle<Result<wsmachine::CloseInfo, Error>>,
+) {
+    echo_server_with(Config::default()).await
+}
+
+async fn echo_server_with(
+    config: Config,
+) -> (
     String,
     tokio::task::JoinHandle<Result<wsmachine::CloseInfo, Error>>,
 ) {
@@ -19,8 +39,7 @@ async fn echo_server() -> (
     let url = format!("ws://{}/", listener.local_addr().unwrap());
     let task = tokio::spawn(async move {
         let (stream, _) = listener.accept().await?;
-        let mut ws =
-            WebSocket::accept_with(stream, Config::default(), |_| Ok(Accept::new())).await?;
+        let mut ws = WebSocket::accept_with(stream, config, |_| Ok(Accept::new())).await?;
         loop {
             match ws.recv().await? {
                 OwnedEvent::Text(t) => ws.send_text(&t).await?,
@@ -65,6 +84,127 @@ async fn client_and_server_echo_and_close_cleanly() {
         assert!(matches!(ws.recv().await.unwrap(), OwnedEvent::Closed(i) if i.is_clean() && i.initiator() == Initiator::Local));
         let info = server.await.unwrap().unwrap();
         assert_eq!(info.code(), CloseCode::GOING_AWAY);
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn large_messages_echo_intact_through_vectored_writes() {
+    timeout(Duration::from_secs(30), async {
+        // The echo server sends each message of 64 KiB or more from the
+        // received buffer with write_vectored (Connection::send_vectored).
+        let (url, server) = echo_server_with(uncompressed()).await;
+        let request = ClientRequest::new(&url).unwrap();
+        let stream = TcpStream::connect(addr(&url)).await.unwrap();
+        let mut ws = WebSocket::connect(stream, &request, uncompressed())
+            .await
+            .unwrap();
+        for (i, len) in [65_535usize, 65_536, 1 << 20, 4 << 20]
+            .into_iter()
+            .enumerate()
+        {
+            let data: Vec<u8> = (0..len).map(|j| (j * 7 + i) as u8).collect();
+            ws.send_binary(&data).await.unwrap();
+            assert_eq!(ws.recv().await.unwrap(), OwnedEvent::Binary(data));
+        }
+        ws.close(CloseCode::NORMAL, "").await.unwrap();
+        while !matches!(ws.recv().await.unwrap(), OwnedEvent::Closed(_)) {}
+        server.await.unwrap().unwrap();
+    })
+    .await
+    .unwrap();
+}
+
+/// An in-memory pipe with a small buffer (writes wait while the reader does
+/// not read) that offers vectored writes, as a TCP stream does.
+struct Pipe(tokio::io::DuplexStream);
+
+impl tokio::io::AsyncRead for Pipe {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Pipe {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let first = bufs
+            .iter()
+            .find(|b| !b.is_empty())
+            .map_or(&[][..], |b| &b[..]);
+        self.poll_write(cx, first)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+#[tokio::test]
+async fn a_cancelled_large_send_loses_nothing() {
+    timeout(Duration::from_secs(30), async {
+        let (a, b) = tokio::io::duplex(64 << 10);
+        let big: Vec<u8> = (0..4usize << 20).map(|j| (j % 251) as u8).collect();
+        let expected = big.clone();
+        let (start_reading, reader_may_start) = tokio::sync::oneshot::channel();
+        let server = tokio::spawn(async move {
+            let mut ws = WebSocket::accept_with(Pipe(a), uncompressed(), |_| Ok(Accept::new()))
+                .await
+                .unwrap();
+            // The peer does not read yet, so this send cannot finish: it is
+            // cancelled mid-write, and what it did not write stays queued.
+            let first = timeout(Duration::from_millis(50), ws.send_binary(&big)).await;
+            assert!(first.is_err(), "the send should have been cancelled");
+            let queued = ws.connection().pending_transmit();
+            assert!(queued > 0 && queued < big.len(), "{queued} bytes queued");
+            start_reading.send(()).unwrap();
+            ws.flush().await.unwrap();
+            ws.send_text("after").await.unwrap();
+            ws.close(CloseCode::NORMAL, "").await.unwrap();
+            while !matches!(ws.recv().await.unwrap(), OwnedEvent::Closed(_)) {}
+        });
+        let request = ClientRequest::new("ws://pipe/").unwrap();
+        let mut ws = WebSocket::connect(Pipe(b), &request, uncompressed())
+            .await
+            .unwrap();
+        reader_may_start.await.unwrap();
+        match ws.recv().await.unwrap() {
+            OwnedEvent::Binary(data) => assert!(data == expected, "message corrupted"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(ws.recv().await.unwrap(), OwnedEvent::Text("after".into()));
+        assert!(matches!(ws.recv().await.unwrap(), OwnedEvent::Closed(_)));
+        server.await.unwrap();
     })
     .await
     .unwrap();

@@ -1435,3 +1435,20 @@ fn send_message_refuses_text_that_is_not_utf8_and_queues_nothing() {
         .unwrap();
     assert!(server.poll_transmit().is_some());
 }
+
+#[test]
+fn send_vectored_compresses_like_send_message_and_the_peer_inflates_it() {
+    let (mut client, mut server) = deflate_pair(15, false, MessageMode::Whole, MessageMode::Whole);
+    let text = "compressible ".repeat(10_000);
+    let transmit = server
+        .send_vectored(MessageKind::Text, text.as_bytes())
+        .unwrap();
+    // A compressed message is new bytes: queued, not handed out from `text`.
+    let [queued, header, payload] = transmit.slices();
+    assert!(header.is_empty() && payload.is_empty());
+    assert!(queued.len() < text.len() / 10, "{} bytes", queued.len());
+    assert_eq!(queued[0] & 0x40, 0x40, "RSV1: compressed");
+    drop(transmit);
+    let events = feed(&mut client, &take_transmit(&mut server), &[]);
+    assert_eq!(events, vec![OwnedEvent::Text(text)]);
+}

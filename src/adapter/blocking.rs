@@ -23,7 +23,7 @@
 use std::io::{ErrorKind, Read, Write};
 use std::time::{Duration, Instant};
 
-use super::{Error, NoDecision, OsEntropy, Step, handshake_step};
+use super::{Error, NoDecision, OsEntropy, Step, VECTORED_MIN, handshake_step};
 use crate::handshake::{Accept, ClientRequest, Reject, Request};
 use crate::{CloseCode, Config, Connection, Event, MessageKind, OwnedEvent};
 
@@ -225,15 +225,33 @@ impl<S: Read + Write + ReadTimeout> WebSocket<S> {
 
     /// Sends a text message.
     pub fn send_text(&mut self, text: &str) -> Result<(), Error> {
-        self.tick();
-        self.conn.send_text(text)?;
-        self.flush()
+        self.send_message(MessageKind::Text, text.as_bytes())
     }
 
     /// Sends a binary message.
     pub fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.send_message(MessageKind::Binary, data)
+    }
+
+    /// A large message goes out with vectored writes, without a copy into the
+    /// connection ([`Connection::send_vectored`]).
+    fn send_message(&mut self, kind: MessageKind, data: &[u8]) -> Result<(), Error> {
         self.tick();
-        self.conn.send_binary(data)?;
+        if data.len() < VECTORED_MIN {
+            self.conn.send_message(kind, data, crate::Compress::Auto)?;
+            return self.flush();
+        }
+        // On an error, the dropped `Transmit` queues what it did not write.
+        let mut transmit = self.conn.send_vectored(kind, data)?;
+        while !transmit.is_empty() {
+            match self.stream.write_vectored(&transmit.io_slices()) {
+                Ok(0) => return Err(Error::Io(ErrorKind::WriteZero.into())),
+                Ok(n) => transmit.advance(n),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        drop(transmit);
         self.flush()
     }
 

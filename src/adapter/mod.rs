@@ -18,6 +18,12 @@ pub mod tokio;
 
 use crate::Entropy;
 
+/// Messages from this size up are written with vectored writes straight from
+/// the caller's buffer ([`Connection::send_vectored`](crate::Connection::send_vectored)):
+/// the copy saved outweighs a header that a stream without real vectored
+/// writes sends in a write of its own.
+const VECTORED_MIN: usize = 64 << 10;
+
 /// Random bytes from the operating system (`getrandom`), fetched 256 at a
 /// time: a cryptographically secure source for masking keys and
 /// `Sec-WebSocket-Key`, as RFC 6455 §10.3 asks.

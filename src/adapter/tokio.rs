@@ -32,7 +32,7 @@ use ::tokio::time::Instant;
 
 use ::tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::{Error, NoDecision, OsEntropy, Step, handshake_step};
+use super::{Error, NoDecision, OsEntropy, Step, VECTORED_MIN, handshake_step};
 use crate::handshake::{Accept, ClientRequest, Reject, Request};
 use crate::{CloseCode, Config, Connection, Event, MessageKind, OwnedEvent};
 
@@ -154,15 +154,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// Sends a text message.
     pub async fn send_text(&mut self, text: &str) -> Result<(), Error> {
-        self.tick();
-        self.conn.send_text(text)?;
-        self.flush().await
+        self.send_message(MessageKind::Text, text.as_bytes()).await
     }
 
     /// Sends a binary message.
     pub async fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.send_message(MessageKind::Binary, data).await
+    }
+
+    /// A large message goes out with vectored writes, without a copy into the
+    /// connection, when the stream supports them ([`Connection::send_vectored`]).
+    async fn send_message(&mut self, kind: MessageKind, data: &[u8]) -> Result<(), Error> {
         self.tick();
-        self.conn.send_binary(data)?;
+        if data.len() < VECTORED_MIN || !self.stream.is_write_vectored() {
+            self.conn.send_message(kind, data, crate::Compress::Auto)?;
+            return self.flush().await;
+        }
+        // Cancel-safe: a dropped `Transmit` queues what it did not write.
+        let mut transmit = self.conn.send_vectored(kind, data)?;
+        while !transmit.is_empty() {
+            match self.stream.write_vectored(&transmit.io_slices()).await {
+                Ok(0) => return Err(Error::Io(ErrorKind::WriteZero.into())),
+                Ok(n) => transmit.advance(n),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        drop(transmit);
         self.flush().await
     }
 

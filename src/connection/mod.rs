@@ -4,6 +4,7 @@ mod deflate;
 mod event;
 mod recv;
 mod timers;
+mod transmit;
 
 use alloc::boxed::Box;
 use alloc::string::ToString;
@@ -16,6 +17,7 @@ use deflate::Pmd;
 pub use event::{CloseInfo, Event, Fragment, Initiator, OwnedEvent};
 use recv::Rx;
 use timers::{Due, Phase, Timers};
+pub use transmit::Transmit;
 
 use crate::close::{CloseCode, CloseFrame, MAX_REASON_LEN};
 use crate::config::{Config, MessageMode};
@@ -607,13 +609,7 @@ impl Connection {
     /// Input: `n` bytes from [`poll_transmit`](Self::poll_transmit) were written.
     /// `n` is clamped to what was pending.
     pub fn transmitted(&mut self, n: usize) {
-        let core = &mut self.core;
-        core.tx_pos = (core.tx_pos + n).min(core.tx.len());
-        if core.tx_pos == core.tx.len() {
-            core.tx.clear();
-            core.tx_pos = 0;
-            recv::shrink(&mut core.tx, core.config.retain_buffer_size);
-        }
+        self.core.transmitted(n);
     }
 
     /// Output: appends every byte waiting to be sent to `out` and marks them sent.
@@ -663,6 +659,35 @@ impl Connection {
             return Err(UsageError::InvalidUtf8.into());
         }
         self.core.send_message(kind, data, compress)
+    }
+
+    /// Command and output at once, for large payloads: sends `data` as a
+    /// message in one frame and hands out the frame header and `data` itself to
+    /// be written together (a vectored write), instead of copying `data` into
+    /// the transmit buffer. See [`Transmit`] for the write loop; what is left
+    /// unwritten when it is dropped is queued as usual, so nothing is lost.
+    ///
+    /// A client masks its frames and a compressed message is new bytes: those
+    /// are queued as by [`send_message`](Self::send_message) with
+    /// [`Compress::Auto`], and the [`Transmit`] hands out the transmit buffer.
+    /// `data` must be UTF-8 for a text message.
+    pub fn send_vectored<'a>(
+        &'a mut self,
+        kind: MessageKind,
+        data: &'a [u8],
+    ) -> Result<Transmit<'a>, Error> {
+        if kind == MessageKind::Text && !utf8::is_valid(data) {
+            return Err(UsageError::InvalidUtf8.into());
+        }
+        let core = &mut self.core;
+        let compress = core.begin_message(data.len(), Compress::Auto)?;
+        if compress || core.entropy.is_some() {
+            core.queue_data(kind.opcode(), true, compress, data);
+            return Ok(Transmit::queued(core));
+        }
+        let mut header = FrameHeader::new(kind.opcode(), true, None);
+        header.payload_len = data.len() as u64;
+        Ok(Transmit::new(core, &header, data))
     }
 
     /// Command: sends one fragment of a message (RFC 6455 §5.4). The first call
@@ -1354,6 +1379,16 @@ impl Core {
         }
     }
 
+    /// `n` bytes of the transmit buffer were written.
+    fn transmitted(&mut self, n: usize) {
+        self.tx_pos = (self.tx_pos + n).min(self.tx.len());
+        if self.tx_pos == self.tx.len() {
+            self.tx.clear();
+            self.tx_pos = 0;
+            recv::shrink(&mut self.tx, self.config.retain_buffer_size);
+        }
+    }
+
     /// Whether frames may be sent: not before the opening handshake completes
     /// (RFC 6455 §4.1), and nothing after a close frame (§5.5.1).
     fn check_open(&self) -> Result<(), UsageError> {
@@ -1372,17 +1407,23 @@ impl Core {
         data: &[u8],
         compress: Compress,
     ) -> Result<(), Error> {
+        let compress = self.begin_message(data.len(), compress)?;
+        self.queue_data(kind.opcode(), true, compress, data);
+        Ok(())
+    }
+
+    /// Checks that a message of `len` bytes may be sent now and counts it for
+    /// the idle timer; returns whether it is to be compressed.
+    fn begin_message(&mut self, len: usize, compress: Compress) -> Result<bool, Error> {
         self.check_open()?;
         if self.tx_message.is_some() {
             return Err(UsageError::FragmentInProgress.into());
         }
-        let compress = self
+        self.timers.message();
+        Ok(self
             .pmd
             .as_ref()
-            .is_some_and(|pmd| pmd.wants(data.len(), false, compress));
-        self.queue_data(kind.opcode(), true, compress, data);
-        self.timers.message();
-        Ok(())
+            .is_some_and(|pmd| pmd.wants(len, false, compress)))
     }
 
     fn send_fragment(
