@@ -39,7 +39,10 @@ fn multilingual(len: usize) -> String {
 
 /// The bytes a client (masking, with seeded keys) sends after `script`.
 fn client_stream(script: impl FnOnce(&mut Connection)) -> Vec<u8> {
-    let mut client = Connection::open_client(Config::default(), SeededEntropy::new(7));
+    // The whole stream is queued before it is taken: no high-water mark.
+    let mut config = Config::default();
+    config.max_send_buffer = usize::MAX;
+    let mut client = Connection::open_client(config, SeededEntropy::new(7));
     script(&mut client);
     let mut out = Vec::new();
     client.drain_transmit(&mut out);

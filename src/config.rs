@@ -51,6 +51,18 @@ pub struct Config {
     /// or more trades that memory for one allocation less per read when the
     /// traffic is request and response. Default 512 B.
     pub retain_buffer_size: usize,
+    /// The high-water mark of the transmit buffer. A message, fragment, ping
+    /// or pong that would take the unsent bytes past it is refused with
+    /// [`UsageError::SendBufferFull`](crate::UsageError::SendBufferFull)
+    /// (write out [`poll_transmit`](crate::Connection::poll_transmit), then
+    /// retry); one message is always taken into an empty buffer, whatever its
+    /// size. What the connection queues on its own (the pong for a ping, the
+    /// echo of a close, a keepalive ping) and [`close`](crate::Connection::close)
+    /// are never refused, and past 4 KiB unsent a newer ping's pong replaces an
+    /// unsent one (RFC 6455 §5.5.3), so a peer that stops reading cannot grow
+    /// the buffer past the mark, one message and 4 KiB. The adapters wait for
+    /// the socket to drain instead. Default 4 MiB.
+    pub max_send_buffer: usize,
     /// Largest opening handshake header block, request or response. Over it a
     /// server answers 431. Default 16 KiB.
     pub max_handshake_size: usize,
@@ -100,6 +112,7 @@ impl Default for Config {
             auto_pong: true,
             read_buffer_size: 16 << 10,
             retain_buffer_size: 512,
+            max_send_buffer: 4 << 20,
             max_handshake_size: 16 << 10,
             max_headers: 64,
             #[cfg(feature = "deflate")]

@@ -146,6 +146,20 @@ pub enum UsageError {
     /// RFC 6455 §7.4: this code may not be sent in a close frame.
     #[error("close code {0} may not be sent on the wire (RFC 6455 §7.4)")]
     InvalidCloseCode(u16),
+    /// The transmit buffer holds `queued` unsent bytes and this frame would
+    /// take it past [`Config::max_send_buffer`](crate::Config::max_send_buffer):
+    /// write out what is queued, then retry. Nothing was queued.
+    #[error(
+        "{queued} bytes wait to be sent; {more} more would pass the send buffer's mark of {limit}"
+    )]
+    SendBufferFull {
+        /// Unsent bytes in the transmit buffer.
+        queued: usize,
+        /// Bytes of the refused frame's payload.
+        more: usize,
+        /// The mark, [`Config::max_send_buffer`](crate::Config::max_send_buffer).
+        limit: usize,
+    },
     /// RFC 6455 §5.4: a fragmented message is in progress; finish it first.
     #[error("a fragmented message is in progress (RFC 6455 §5.4)")]
     FragmentInProgress,

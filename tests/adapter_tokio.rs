@@ -188,8 +188,9 @@ async fn a_cancelled_large_send_loses_nothing() {
             let queued = ws.connection().pending_transmit();
             assert!(queued > 0 && queued < big.len(), "{queued} bytes queued");
             start_reading.send(()).unwrap();
-            ws.flush().await.unwrap();
+            // The next send first waits for the queue to drain (backpressure).
             ws.send_text("after").await.unwrap();
+            assert_eq!(ws.connection().pending_transmit(), 0);
             ws.close(CloseCode::NORMAL, "").await.unwrap();
             while !matches!(ws.recv().await.unwrap(), OwnedEvent::Closed(_)) {}
         });

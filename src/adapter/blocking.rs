@@ -175,6 +175,17 @@ impl<S: Read + Write + ReadTimeout> WebSocket<S> {
         self.conn.handle_timeout(now);
     }
 
+    /// Before a send command: tells the connection the time, and blocks until
+    /// the socket takes whatever is still queued (after a failed write), so the
+    /// transmit buffer never grows past one message: backpressure.
+    fn make_room(&mut self) -> Result<(), Error> {
+        self.tick();
+        if self.conn.pending_transmit() > 0 {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
     /// Waits for the transport's end the way RFC 6455 §7.1.1 asks, once the
     /// connection is closed (after [`OwnedEvent::Closed`]): a server returns
     /// at once, to drop (close) the stream first; a client first waits for the
@@ -236,7 +247,7 @@ impl<S: Read + Write + ReadTimeout> WebSocket<S> {
     /// A large message goes out with vectored writes, without a copy into the
     /// connection ([`Connection::send_vectored`]).
     fn send_message(&mut self, kind: MessageKind, data: &[u8]) -> Result<(), Error> {
-        self.tick();
+        self.make_room()?;
         if data.len() < VECTORED_MIN {
             self.conn.send_message(kind, data, crate::Compress::Auto)?;
             return self.flush();
@@ -262,21 +273,21 @@ impl<S: Read + Write + ReadTimeout> WebSocket<S> {
         data: &[u8],
         fin: bool,
     ) -> Result<(), Error> {
-        self.tick();
+        self.make_room()?;
         self.conn.send_fragment(kind, data, fin)?;
         self.flush()
     }
 
     /// Sends a ping.
     pub fn send_ping(&mut self, payload: &[u8]) -> Result<(), Error> {
-        self.tick();
+        self.make_room()?;
         self.conn.send_ping(payload)?;
         self.flush()
     }
 
     /// Sends a pong.
     pub fn send_pong(&mut self, payload: &[u8]) -> Result<(), Error> {
-        self.tick();
+        self.make_room()?;
         self.conn.send_pong(payload)?;
         self.flush()
     }

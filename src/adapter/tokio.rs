@@ -121,6 +121,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self.conn.handle_timeout(now);
     }
 
+    /// Before a send command: tells the connection the time, and waits for
+    /// the socket to take whatever is still queued (after a cancelled send),
+    /// so the transmit buffer never grows past one message: backpressure.
+    async fn make_room(&mut self) -> Result<(), Error> {
+        self.tick();
+        if self.conn.pending_transmit() > 0 {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
     /// The next event, owned. After the [`OwnedEvent::Closed`] event every call
     /// returns [`Error::Closed`].
     pub async fn recv(&mut self) -> Result<OwnedEvent, Error> {
@@ -165,7 +176,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// A large message goes out with vectored writes, without a copy into the
     /// connection, when the stream supports them ([`Connection::send_vectored`]).
     async fn send_message(&mut self, kind: MessageKind, data: &[u8]) -> Result<(), Error> {
-        self.tick();
+        self.make_room().await?;
         if data.len() < VECTORED_MIN || !self.stream.is_write_vectored() {
             self.conn.send_message(kind, data, crate::Compress::Auto)?;
             return self.flush().await;
@@ -191,21 +202,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         data: &[u8],
         fin: bool,
     ) -> Result<(), Error> {
-        self.tick();
+        self.make_room().await?;
         self.conn.send_fragment(kind, data, fin)?;
         self.flush().await
     }
 
     /// Sends a ping.
     pub async fn send_ping(&mut self, payload: &[u8]) -> Result<(), Error> {
-        self.tick();
+        self.make_room().await?;
         self.conn.send_ping(payload)?;
         self.flush().await
     }
 
     /// Sends a pong.
     pub async fn send_pong(&mut self, payload: &[u8]) -> Result<(), Error> {
-        self.tick();
+        self.make_room().await?;
         self.conn.send_pong(payload)?;
         self.flush().await
     }

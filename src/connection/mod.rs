@@ -36,6 +36,10 @@ use crate::utf8::{self, Utf8Validator};
 /// The most [`Connection::recv_buffer`] reserves ahead for a frame's announced length.
 const MAX_READ_AHEAD: u64 = 1 << 20;
 
+/// Unsent bytes under which every ping gets a pong of its own; from there on,
+/// a newer ping's pong replaces the unsent one (see `Core::queue_pong`).
+const PONG_BACKLOG: usize = 4096;
+
 /// A WebSocket connection as a state machine, for either role, with no I/O.
 ///
 /// The verbs come in three families:
@@ -94,6 +98,9 @@ struct Core {
     eof: bool,
     tx: Vec<u8>,
     tx_pos: usize,
+    /// Where in `tx` the latest automatic pong waits whole and unsent: under
+    /// a backlog, a newer ping replaces it (RFC 6455 §5.5.3).
+    pong_at: Option<usize>,
     /// The kind of the fragmented message being sent, if any.
     tx_message: Option<MessageKind>,
     tx_utf8: Utf8Validator,
@@ -315,6 +322,7 @@ impl Connection {
                 eof: false,
                 tx: Vec::new(),
                 tx_pos: 0,
+                pong_at: None,
                 tx_message: None,
                 tx_utf8: Utf8Validator::new(),
                 negotiated: Negotiated::default(),
@@ -619,10 +627,8 @@ impl Connection {
             core::mem::swap(out, &mut core.tx);
         } else {
             out.extend_from_slice(&core.tx[core.tx_pos..]);
-            core.tx.clear();
         }
-        core.tx_pos = 0;
-        recv::shrink(&mut core.tx, core.config.retain_buffer_size);
+        core.transmitted(usize::MAX);
     }
 
     /// Bytes waiting to be sent.
@@ -1178,7 +1184,7 @@ impl Core {
                 // RFC 6455 §5.5.2: answer with a pong carrying the same data, unless
                 // a close was already sent (nothing more is sent after it).
                 if self.config.auto_pong && matches!(self.state, State::Open) {
-                    self.queue(OpCode::PONG, true, payload);
+                    self.queue_pong(payload);
                 }
                 Ready::Ping
             }
@@ -1339,6 +1345,25 @@ impl Core {
         self.close_without_frame(initiator, None, true);
     }
 
+    /// Queues the automatic answer to a ping. Once [`PONG_BACKLOG`] bytes wait
+    /// unsent, it replaces the answer to the previous ping if that one waits
+    /// unsent too (RFC 6455 §5.5.3 allows answering only the most recent): a
+    /// peer that sends pings and does not read cannot grow the queue.
+    fn queue_pong(&mut self, payload: &[u8]) {
+        let backlog = self.tx.len() - self.tx_pos;
+        if backlog < PONG_BACKLOG {
+            self.pong_at = None;
+        }
+        if let Some(at) = self.pong_at.take() {
+            // Our own frame: 2 header bytes, a key if we mask, the payload.
+            let len =
+                2 + 4 * usize::from(self.tx[at + 1] >> 7) + usize::from(self.tx[at + 1] & 0x7F);
+            self.tx.drain(at..at + len);
+        }
+        self.pong_at = Some(self.tx.len());
+        self.queue(OpCode::PONG, true, payload);
+    }
+
     fn queue_close(&mut self, frame: Option<&CloseFrame>) {
         let mut payload = [0; 125];
         let n = frame.map_or(0, |f| f.payload(&mut payload));
@@ -1381,12 +1406,31 @@ impl Core {
 
     /// `n` bytes of the transmit buffer were written.
     fn transmitted(&mut self, n: usize) {
-        self.tx_pos = (self.tx_pos + n).min(self.tx.len());
+        self.tx_pos = self.tx_pos.saturating_add(n).min(self.tx.len());
+        // A pong that began to go out can no longer be replaced.
+        if self.pong_at.is_some_and(|at| at < self.tx_pos) || self.tx_pos == self.tx.len() {
+            self.pong_at = None;
+        }
         if self.tx_pos == self.tx.len() {
             self.tx.clear();
             self.tx_pos = 0;
             recv::shrink(&mut self.tx, self.config.retain_buffer_size);
         }
+    }
+
+    /// Backpressure: a frame with `len` payload bytes may be queued unless it
+    /// would take a non-empty transmit buffer past the high-water mark.
+    fn check_room(&self, len: usize) -> Result<(), UsageError> {
+        let queued = self.tx.len() - self.tx_pos;
+        let limit = self.config.max_send_buffer;
+        if queued > 0 && queued.saturating_add(len) > limit {
+            return Err(UsageError::SendBufferFull {
+                queued,
+                more: len,
+                limit,
+            });
+        }
+        Ok(())
     }
 
     /// Whether frames may be sent: not before the opening handshake completes
@@ -1419,6 +1463,7 @@ impl Core {
         if self.tx_message.is_some() {
             return Err(UsageError::FragmentInProgress.into());
         }
+        self.check_room(len)?;
         self.timers.message();
         Ok(self
             .pmd
@@ -1434,6 +1479,7 @@ impl Core {
         compress: Compress,
     ) -> Result<(), Error> {
         self.check_open()?;
+        self.check_room(data.len())?;
         let opcode = match self.tx_message {
             None => kind.opcode(),
             Some(current) if current == kind => OpCode::CONTINUATION,
@@ -1466,6 +1512,7 @@ impl Core {
         if payload.len() > 125 {
             return Err(UsageError::ControlPayloadTooLong(payload.len()).into());
         }
+        self.check_room(payload.len())?;
         self.queue(opcode, true, payload);
         Ok(())
     }
