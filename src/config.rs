@@ -44,13 +44,21 @@ pub struct Config {
     /// The least free space [`Connection::recv_buffer`](crate::Connection::recv_buffer)
     /// hands out. Default 16 KiB.
     pub read_buffer_size: usize,
-    /// The capacity a buffer (receive, message assembly, transmit) may keep
-    /// once it is empty; a buffer that grew past it is freed then. So an idle
-    /// connection holds at most this much per buffer, and one large message
-    /// leaves nothing behind. Raising it to [`read_buffer_size`](Self::read_buffer_size)
-    /// or more trades that memory for one allocation less per read when the
-    /// traffic is request and response. Default 512 B.
+    /// The capacity a buffer (receive, message assembly, transmit) keeps
+    /// once the connection is idle: a buffer that grew past it (to the read
+    /// size, or for a large message) is freed after
+    /// [`buffer_release_delay`](Self::buffer_release_delay) without traffic,
+    /// and the first read after that hands out this much. So an idle
+    /// connection holds at most this much per buffer. Default 512 B.
     pub retain_buffer_size: usize,
+    /// How long the connection must go without traffic before its empty
+    /// buffers shrink back to [`retain_buffer_size`](Self::retain_buffer_size)
+    /// (a deadline of [`Connection::poll_timeout`](crate::Connection::poll_timeout),
+    /// so it needs the clock). Traffic within it reuses them: a stream of
+    /// large messages or a request/response exchange allocates nothing per
+    /// message. `Duration::ZERO` frees a buffer as soon as it empties: the
+    /// least memory, an allocation per message. Default 1 s.
+    pub buffer_release_delay: Duration,
     /// The high-water mark of the transmit buffer. A message, fragment, ping
     /// or pong that would take the unsent bytes past it is refused with
     /// [`UsageError::SendBufferFull`](crate::UsageError::SendBufferFull)
@@ -112,6 +120,7 @@ impl Default for Config {
             auto_pong: true,
             read_buffer_size: 16 << 10,
             retain_buffer_size: 512,
+            buffer_release_delay: Duration::from_secs(1),
             max_send_buffer: 4 << 20,
             max_handshake_size: 16 << 10,
             max_headers: 64,

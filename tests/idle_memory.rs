@@ -1,13 +1,17 @@
 //! Heap held by an idle connection (measured with a counting allocator, as
 //! the heap that dropping the connection frees): nothing but what
 //! `Config::retain_buffer_size` lets each buffer keep, after the opening
-//! handshake and after a large message in either direction.
+//! handshake, and after a large message in either direction once the
+//! connection has been idle for `Config::buffer_release_delay`; while traffic
+//! flows, the buffers are kept.
 
 mod common;
 use common::*;
 #[path = "common/counting.rs"]
 mod counting;
 use counting::heap_held_by;
+
+use std::time::Duration;
 
 use wsmachine::handshake::{Accept, ClientRequest};
 use wsmachine::{Config, Connection, Event, OwnedEvent, SeededEntropy};
@@ -78,13 +82,39 @@ fn an_idle_server_with_permessage_deflate_negotiated_holds_no_zlib_state_before_
     drop(client);
 }
 
+/// Starts both clocks at 0.
+fn clocks(client: &mut Connection, server: &mut Connection) {
+    client.handle_timeout(Duration::ZERO);
+    server.handle_timeout(Duration::ZERO);
+}
+
+/// Both connections go idle until `at`.
+fn idle_until(client: &mut Connection, server: &mut Connection, at: Duration) {
+    client.handle_timeout(at);
+    server.handle_timeout(at);
+}
+
 #[test]
-fn buffers_shrink_back_after_a_large_message() {
+fn buffers_are_kept_while_traffic_flows_and_shrink_back_once_idle() {
     let (mut client, mut server) = connect(plain(), plain());
+    clocks(&mut client, &mut server);
     exchange(&mut client, &mut server, "small");
     let big = "x".repeat(4 * MIB);
     exchange(&mut client, &mut server, &big);
+    // Kept for the next message: a stream of large messages reallocates nothing.
+    assert!(
+        server.memory_usage() >= 4 * MIB,
+        "{}",
+        server.memory_usage()
+    );
+    let release = Duration::from_secs(1);
+    assert_eq!(server.poll_timeout(), Some(release));
+    idle_until(&mut client, &mut server, release - Duration::from_millis(1));
+    assert!(server.memory_usage() >= 4 * MIB, "released early");
+    idle_until(&mut client, &mut server, release);
     assert!(server.memory_usage() <= 512, "{}", server.memory_usage());
+    // Nothing left to release: the deadline is the keepalive's again.
+    assert_eq!(server.poll_timeout(), Some(Duration::from_secs(30)));
     let held = heap_held_by(server);
     assert!(held <= 512, "server holds {held} B after a 4 MiB message");
     let held = heap_held_by(client);
@@ -92,18 +122,55 @@ fn buffers_shrink_back_after_a_large_message() {
 }
 
 #[test]
-fn a_fragmented_message_leaves_no_assembly_buffer_behind() {
+fn a_fragmented_message_leaves_no_assembly_buffer_behind_once_idle() {
     let (mut client, mut server) = connect(plain(), plain());
+    clocks(&mut client, &mut server);
     let part = vec![7u8; MIB];
-    client
-        .send_fragment(wsmachine::MessageKind::Binary, &part, false)
-        .unwrap();
-    client
-        .send_fragment(wsmachine::MessageKind::Binary, &part, true)
-        .unwrap();
+    let kind = wsmachine::MessageKind::Binary;
+    client.send_fragment(kind, &part, false).unwrap();
+    client.send_fragment(kind, &part, true).unwrap();
     let events = feed(&mut server, &take_transmit(&mut client), &[]);
     assert!(matches!(&events[..], [OwnedEvent::Binary(b)] if b.len() == 2 * MIB));
+    idle_until(&mut client, &mut server, Duration::from_secs(1));
     assert!(server.memory_usage() <= 512, "{}", server.memory_usage());
+}
+
+#[test]
+fn a_zero_release_delay_frees_buffers_as_soon_as_they_empty_without_a_clock() {
+    let mut config = plain();
+    config.buffer_release_delay = Duration::ZERO;
+    let (mut client, mut server) = connect(config.clone(), config);
+    exchange(&mut client, &mut server, &"y".repeat(2 * MIB));
+    assert!(server.memory_usage() <= 512, "{}", server.memory_usage());
+    assert!(client.memory_usage() <= 512, "{}", client.memory_usage());
+}
+
+#[test]
+fn the_read_buffer_lent_out_is_not_freed_before_it_is_committed() {
+    let (mut client, mut server) = connect(plain(), plain());
+    clocks(&mut client, &mut server);
+    exchange(&mut client, &mut server, &"z".repeat(100_000));
+    client.send_text("late").unwrap();
+    let wire = take_transmit(&mut client);
+    // A read into the lent buffer, the deadline handled before the commit.
+    let buf = server.recv_buffer();
+    buf[..wire.len()].copy_from_slice(&wire);
+    server.handle_timeout(Duration::from_secs(5));
+    server.commit_recv(wire.len());
+    assert_eq!(
+        drain_events(&mut server),
+        vec![OwnedEvent::Text("late".into())]
+    );
+}
+
+#[test]
+fn after_an_idle_spell_the_first_read_is_small() {
+    let (mut client, mut server) = connect(plain(), plain());
+    clocks(&mut client, &mut server);
+    exchange(&mut client, &mut server, &"w".repeat(100_000));
+    idle_until(&mut client, &mut server, Duration::from_secs(2));
+    assert_eq!(server.recv_buffer().len(), 512);
+    server.commit_recv(0);
 }
 
 #[test]

@@ -33,6 +33,9 @@ fn secs(n: u64) -> Duration {
 fn config(adjust: impl FnOnce(&mut Config)) -> Config {
     let mut config = Config::default();
     config.deflate = None;
+    // The protocol's timers only: buffers are freed as they empty, so no
+    // release deadline joins them (tests/idle_memory.rs covers that one).
+    config.buffer_release_delay = Duration::ZERO;
     adjust(&mut config);
     config
 }

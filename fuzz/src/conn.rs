@@ -541,7 +541,7 @@ pub fn execute_on(
                     let mut data = data;
                     while !data.is_empty() {
                         let buf = conn.recv_buffer();
-                        assert!(!buf.is_empty() && buf.len() >= config.read_buffer_size);
+                        assert!(buf.len() >= crate::least_read(&config));
                         let n = buf.len().min(data.len());
                         buf[..n].copy_from_slice(&data[..n]);
                         conn.commit_recv(n);

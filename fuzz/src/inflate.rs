@@ -1088,7 +1088,7 @@ fn connection(data: &[u8]) {
             let mut chunk = chunk;
             while !chunk.is_empty() {
                 let buf = conn.recv_buffer();
-                assert!(buf.len() >= config.read_buffer_size.max(1));
+                assert!(buf.len() >= crate::least_read(&config));
                 let n = buf.len().min(chunk.len());
                 buf[..n].copy_from_slice(&chunk[..n]);
                 conn.commit_recv(n);

@@ -12,6 +12,17 @@ use wsmachine::{Fragment, MessageKind};
 /// Adds a streamed piece to the message in progress (`None` between
 /// messages), checking that its `first` flag and kind follow the message's:
 /// the check both connection harnesses make on every [`Fragment`].
+/// The least `recv_buffer` hands out: the read size, or the retained size
+/// for the first read into an empty connection; never nothing.
+pub fn least_read(config: &wsmachine::Config) -> usize {
+    let read = config.read_buffer_size;
+    match config.retain_buffer_size {
+        0 => read,
+        retain => read.min(retain),
+    }
+    .max(1)
+}
+
 pub fn continue_streamed(
     current: &mut Option<(MessageKind, Vec<u8>)>,
     piece: &Fragment<'_>,

@@ -330,6 +330,10 @@ impl<S: Read + Write + ReadTimeout> WebSocket<S> {
                 self.read_timeout = Some(left);
             }
             let result = self.stream.read(self.conn.recv_buffer());
+            if !matches!(result, Ok(1..)) {
+                // Nothing was read: the buffer lent to the read comes back.
+                self.conn.commit_recv(0);
+            }
             // Time first: the bytes just read are timed now.
             self.conn.handle_timeout(self.now());
             match result {

@@ -28,7 +28,11 @@
 use std::io::ErrorKind;
 use std::time::Duration;
 
-use ::tokio::time::Instant;
+use std::future::Future;
+use std::pin::{Pin, pin};
+use std::task::Poll;
+
+use ::tokio::time::{Instant, Sleep};
 
 use ::tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -43,6 +47,13 @@ pub struct WebSocket<S> {
     conn: Connection,
     /// The origin of the connection's clock.
     origin: Instant,
+    /// One timer for the connection's deadlines, kept across reads: it is
+    /// moved only when a deadline comes earlier than where it is set, so a
+    /// read costs no timer of its own (a later deadline wakes it early once,
+    /// harmlessly).
+    sleep: Pin<Box<Sleep>>,
+    /// Where `sleep` is set, if it is.
+    armed: Option<Instant>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
@@ -105,6 +116,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             stream,
             conn,
             origin: Instant::now(),
+            sleep: Box::pin(::tokio::time::sleep_until(Instant::now())),
+            armed: None,
         }
     }
 
@@ -252,11 +265,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 .conn
                 .poll_timeout()
                 .and_then(|at| self.origin.checked_add(at));
-            let read = self.stream.read(self.conn.recv_buffer());
-            let result = match deadline {
-                Some(at) => ::tokio::time::timeout_at(at, read).await.ok(),
-                None => Some(read.await),
-            };
+            if let Some(at) = deadline
+                && self
+                    .armed
+                    .is_none_or(|armed| at < armed || self.sleep.is_elapsed())
+            {
+                self.sleep.as_mut().reset(at);
+                self.armed = Some(at);
+            }
+            let sleep = &mut self.sleep;
+            let mut read = pin!(self.stream.read(self.conn.recv_buffer()));
+            // The read, or the deadline first (dropping the read loses nothing).
+            let result = std::future::poll_fn(|cx| match read.as_mut().poll(cx) {
+                Poll::Ready(result) => Poll::Ready(Some(result)),
+                Poll::Pending if deadline.is_some() && sleep.as_mut().poll(cx).is_ready() => {
+                    Poll::Ready(None)
+                }
+                Poll::Pending => Poll::Pending,
+            })
+            .await;
+            if !matches!(result, Some(Ok(1..))) {
+                // Nothing was read: the buffer lent to the read comes back.
+                self.conn.commit_recv(0);
+            }
+            if result.is_none() {
+                self.armed = None;
+            }
             let now = self.now();
             // Time first: the bytes just read are timed at `now`.
             self.conn.handle_timeout(now);

@@ -307,7 +307,10 @@ impl Connection {
         });
         let reader = MessageReader::new(config.max_message_size);
         Self {
-            rx: Rx::new(config.retain_buffer_size),
+            rx: Rx::new(
+                config.retain_buffer_size,
+                config.buffer_release_delay.is_zero(),
+            ),
             core: Core {
                 role,
                 config,
@@ -392,6 +395,7 @@ impl Connection {
     /// connection's buffer and parsed by [`poll_event`](Self::poll_event).
     /// Bytes received after the connection closed are discarded.
     pub fn handle_read(&mut self, data: &[u8]) {
+        self.rx.lent = false;
         self.settle();
         if !self.is_closed() && !data.is_empty() {
             self.rx.extend(data);
@@ -400,8 +404,12 @@ impl Connection {
     }
 
     /// Input, without a copy: free space in the receive buffer to read into,
-    /// at least [`Config::read_buffer_size`] bytes. Report what was read with
-    /// [`commit_recv`](Self::commit_recv).
+    /// at least [`Config::read_buffer_size`] bytes, except for the first read
+    /// into an empty connection (new, or idle for
+    /// [`Config::buffer_release_delay`]), which gets
+    /// [`Config::retain_buffer_size`] so that a connection waiting for input
+    /// holds no more. Report what was read with [`commit_recv`](Self::commit_recv)
+    /// (`0` if the read failed or was cancelled).
     pub fn recv_buffer(&mut self) -> &mut [u8] {
         self.settle();
         let mut want = self.core.config.read_buffer_size.max(1);
@@ -413,12 +421,17 @@ impl Connection {
             want = want.max(missing.min(MAX_READ_AHEAD) as usize);
         }
         self.rx.reserve(want);
+        self.rx.lent = true;
         &mut self.rx.buf[self.rx.end..]
     }
 
     /// Input: `n` bytes were written at the start of [`recv_buffer`](Self::recv_buffer).
     /// `n` is clamped to the buffer handed out.
     pub fn commit_recv(&mut self, n: usize) {
+        self.rx.lent = false;
+        if n == 0 && self.rx.release_at_once {
+            self.rx.release_idle();
+        }
         if self.is_closed() {
             return;
         }
@@ -484,6 +497,26 @@ impl Connection {
                 _ => break,
             }
         }
+        if self.release_due().is_some_and(|at| at <= now) {
+            self.rx.release_idle();
+            let core = &mut self.core;
+            if core.tx.is_empty() {
+                recv::shrink(&mut core.tx, core.config.retain_buffer_size);
+            }
+        }
+    }
+
+    /// When the empty buffers that grew past the retained size are to be
+    /// freed: after [`Config::buffer_release_delay`] without traffic.
+    fn release_due(&self) -> Option<Duration> {
+        let core = &self.core;
+        let tx = core.tx.is_empty() && core.tx.capacity() > core.config.retain_buffer_size;
+        // With no delay, buffers are freed as they empty, with no deadline.
+        if self.rx.release_at_once || !(tx || self.rx.holding()) {
+            return None;
+        }
+        let idle_since = core.timers.last_activity()?;
+        Some(idle_since.saturating_add(core.config.buffer_release_delay))
     }
 
     /// Output: the earliest deadline the connection wants
@@ -492,9 +525,14 @@ impl Connection {
     /// and command: it moves with them.
     pub fn poll_timeout(&self) -> Option<Duration> {
         let core = &self.core;
-        core.timers
+        let timer = core
+            .timers
             .next(core.phase(), &core.config)
-            .map(|(at, _)| at)
+            .map(|(at, _)| at);
+        match (timer, self.release_due()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The round trip time the last answered keepalive ping measured.
@@ -1414,7 +1452,9 @@ impl Core {
         if self.tx_pos == self.tx.len() {
             self.tx.clear();
             self.tx_pos = 0;
-            recv::shrink(&mut self.tx, self.config.retain_buffer_size);
+            if self.config.buffer_release_delay.is_zero() {
+                recv::shrink(&mut self.tx, self.config.retain_buffer_size);
+            }
         }
     }
 

@@ -17,8 +17,13 @@ pub(crate) struct Rx {
     pub end: usize,
     /// Fragments of a message in progress (whole-message mode).
     pub message: Vec<u8>,
-    /// The capacity a buffer keeps once empty ([`Config::retain_buffer_size`](crate::Config)).
+    /// The capacity a buffer keeps once idle ([`Config::retain_buffer_size`](crate::Config)).
     pub retain: usize,
+    /// Free a buffer as soon as it empties ([`Config::buffer_release_delay`](crate::Config) is zero).
+    pub release_at_once: bool,
+    /// `recv_buffer` lent out the free space, not yet committed: its bytes
+    /// may hold data, so the buffer is not freed meanwhile.
+    pub lent: bool,
 }
 
 /// Frees an empty buffer that grew past `retain` bytes of capacity.
@@ -30,8 +35,9 @@ pub(crate) fn shrink(buf: &mut Vec<u8>, retain: usize) {
 }
 
 impl Rx {
-    /// An empty receive side that keeps up to `retain` bytes of capacity per buffer.
-    pub fn new(retain: usize) -> Self {
+    /// An empty receive side that keeps up to `retain` bytes of capacity per
+    /// buffer when idle, freeing larger ones as they empty if `release_at_once`.
+    pub fn new(retain: usize, release_at_once: bool) -> Self {
         Self {
             buf: Vec::new(),
             start: 0,
@@ -39,7 +45,25 @@ impl Rx {
             end: 0,
             message: Vec::new(),
             retain,
+            release_at_once,
+            lent: false,
         }
+    }
+
+    /// Whether an empty buffer holds more than the retained capacity.
+    pub fn holding(&self) -> bool {
+        (self.start == self.end && self.buf.len() > self.retain)
+            || (self.message.is_empty() && self.message.capacity() > self.retain)
+    }
+
+    /// Frees the buffers that are empty and over the retained capacity
+    /// (not the receive buffer while its free space is lent out).
+    pub fn release_idle(&mut self) {
+        if !self.lent && self.start == self.end && self.buf.len() > self.retain {
+            self.buf = Vec::new();
+            (self.start, self.cursor, self.end) = (0, 0, 0);
+        }
+        shrink(&mut self.message, self.retain);
     }
 
     /// Drops the held bytes (after their event was delivered). A buffer left
@@ -51,7 +75,7 @@ impl Rx {
             self.start = 0;
             self.cursor = 0;
             self.end = 0;
-            if self.buf.len() > self.retain {
+            if self.release_at_once && self.buf.len() > self.retain {
                 self.buf = Vec::new();
             }
         }
@@ -61,7 +85,9 @@ impl Rx {
     #[inline]
     pub fn clear_message(&mut self) {
         self.message.clear();
-        shrink(&mut self.message, self.retain);
+        if self.release_at_once {
+            shrink(&mut self.message, self.retain);
+        }
     }
 
     /// The held bytes' range.
@@ -83,7 +109,12 @@ impl Rx {
     /// Makes at least `min` initialised bytes free after `end`, moving the live
     /// bytes to the front before growing the buffer (geometrically, so that
     /// zero-filling new space stays amortised).
-    pub fn reserve(&mut self, min: usize) {
+    pub fn reserve(&mut self, mut min: usize) {
+        // After an idle spell, the first read is small: a connection that
+        // waits holds no more than the retained size.
+        if self.buf.is_empty() && self.retain > 0 {
+            min = min.min(self.retain);
+        }
         if self.buf.len() - self.end >= min {
             return;
         }

@@ -86,6 +86,12 @@ impl Timers {
         self.now
     }
 
+    /// When traffic last passed (bytes received, a message sent), once the
+    /// clock runs.
+    pub fn last_activity(&self) -> Option<Duration> {
+        self.now.map(|_| self.last_rx.max(self.last_message))
+    }
+
     /// Bytes arrived; any bytes prove the peer alive unless only a pong may.
     pub fn received(&mut self, needs_pong: bool) {
         if let Some(now) = self.now {
