@@ -249,11 +249,12 @@ impl<S: Read + Write + ReadTimeout> WebSocket<S> {
     fn send_message(&mut self, kind: MessageKind, data: &[u8]) -> Result<(), Error> {
         self.make_room()?;
         if data.len() < VECTORED_MIN {
-            self.conn.send_message(kind, data, crate::Compress::Auto)?;
+            // Text comes from a `&str`: no second UTF-8 validation.
+            self.conn.send_message_valid(kind, data)?;
             return self.flush();
         }
         // On an error, the dropped `Transmit` queues what it did not write.
-        let mut transmit = self.conn.send_vectored(kind, data)?;
+        let mut transmit = self.conn.send_vectored_valid(kind, data)?;
         while !transmit.is_empty() {
             match self.stream.write_vectored(&transmit.io_slices()) {
                 Ok(0) => return Err(Error::Io(ErrorKind::WriteZero.into())),

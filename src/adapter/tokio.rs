@@ -191,11 +191,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     async fn send_message(&mut self, kind: MessageKind, data: &[u8]) -> Result<(), Error> {
         self.make_room().await?;
         if data.len() < VECTORED_MIN || !self.stream.is_write_vectored() {
-            self.conn.send_message(kind, data, crate::Compress::Auto)?;
+            // Text comes from a `&str`: no second UTF-8 validation.
+            self.conn.send_message_valid(kind, data)?;
             return self.flush().await;
         }
         // Cancel-safe: a dropped `Transmit` queues what it did not write.
-        let mut transmit = self.conn.send_vectored(kind, data)?;
+        let mut transmit = self.conn.send_vectored_valid(kind, data)?;
         while !transmit.is_empty() {
             match self.stream.write_vectored(&transmit.io_slices()).await {
                 Ok(0) => return Err(Error::Io(ErrorKind::WriteZero.into())),

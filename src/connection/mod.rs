@@ -110,8 +110,9 @@ struct Core {
     announce_open: bool,
     /// Handshake bytes already searched for the end of the header block.
     scanned: usize,
-    /// permessage-deflate, once negotiated.
-    pmd: Option<Pmd>,
+    /// permessage-deflate, once negotiated (boxed: a connection without it
+    /// carries a pointer, not the state).
+    pmd: Option<Box<Pmd>>,
     /// The message being received is compressed (RSV1 on its first frame).
     rx_compressed: bool,
     /// Bytes inflated so far for the message being received.
@@ -159,7 +160,7 @@ enum State {
     CloseSent,
     /// The connection is over; `reported` once the event was handed out.
     Closed {
-        info: CloseInfo,
+        info: Box<CloseInfo>,
         reported: bool,
     },
 }
@@ -386,7 +387,7 @@ impl Connection {
         self.rx.buf.capacity()
             + self.rx.message.capacity()
             + self.core.tx.capacity()
-            + self.core.pmd.as_ref().map_or(0, Pmd::memory_usage)
+            + self.core.pmd.as_ref().map_or(0, |pmd| pmd.memory_usage())
     }
 
     // ----- inputs -----
@@ -690,6 +691,17 @@ impl Connection {
             .send_message(MessageKind::Binary, data, Compress::Auto)
     }
 
+    /// [`send_message`](Self::send_message) for text known to be UTF-8 (the
+    /// adapters' `send_text(&str)`), which is not validated again.
+    #[cfg_attr(not(any(feature = "tokio", feature = "blocking")), allow(dead_code))]
+    pub(crate) fn send_message_valid(
+        &mut self,
+        kind: MessageKind,
+        data: &[u8],
+    ) -> Result<(), Error> {
+        self.core.send_message(kind, data, Compress::Auto)
+    }
+
     /// Command: sends a message in one frame, choosing whether it may be
     /// compressed ([`Compress::Never`] opts this message out of
     /// permessage-deflate). `data` must be UTF-8 for a text message.
@@ -723,6 +735,16 @@ impl Connection {
         if kind == MessageKind::Text && !utf8::is_valid(data) {
             return Err(UsageError::InvalidUtf8.into());
         }
+        self.send_vectored_valid(kind, data)
+    }
+
+    /// [`send_vectored`](Self::send_vectored) for text known to be UTF-8
+    /// (the adapters' `send_text(&str)`), which is not validated again.
+    pub(crate) fn send_vectored_valid<'a>(
+        &'a mut self,
+        kind: MessageKind,
+        data: &'a [u8],
+    ) -> Result<Transmit<'a>, Error> {
         let core = &mut self.core;
         let compress = core.begin_message(data.len(), Compress::Auto)?;
         if compress || core.entropy.is_some() {
@@ -1212,7 +1234,7 @@ impl Core {
         if pmd.is_some() {
             self.decoder.set_allowed_rsv(0x40);
         }
-        self.pmd = pmd;
+        self.pmd = pmd.map(Box::new);
     }
 
     /// A whole control frame arrived (RFC 6455 §5.5).
@@ -1246,13 +1268,13 @@ impl Core {
                     _ => Initiator::Local,
                 };
                 self.state = State::Closed {
-                    info: CloseInfo {
+                    info: Box::new(CloseInfo {
                         code,
                         frame,
                         initiator,
                         clean: true,
                         error: None,
-                    },
+                    }),
                     reported: true,
                 };
                 self.timers.closed();
@@ -1284,13 +1306,13 @@ impl Core {
         self.frame = None;
         self.inflate_pending = None;
         self.state = State::Closed {
-            info: CloseInfo {
+            info: Box::new(CloseInfo {
                 code,
                 frame,
                 initiator: Initiator::Local,
                 clean: false,
                 error: Some(error),
-            },
+            }),
             reported,
         };
         self.timers.closed();
@@ -1362,13 +1384,13 @@ impl Core {
     /// refused. `reported`: the event is handed out by the current call.
     fn close_without_frame(&mut self, initiator: Initiator, error: Option<Error>, reported: bool) {
         self.state = State::Closed {
-            info: CloseInfo {
+            info: Box::new(CloseInfo {
                 code: CloseCode::ABNORMAL,
                 frame: None,
                 initiator,
                 clean: false,
                 error,
-            },
+            }),
             reported,
         };
         self.timers.closed();
