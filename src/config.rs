@@ -44,20 +44,20 @@ pub struct Config {
     /// The least free space [`Connection::recv_buffer`](crate::Connection::recv_buffer)
     /// hands out. Default 16 KiB.
     pub read_buffer_size: usize,
-    /// The capacity a buffer (receive, message assembly, transmit) keeps
-    /// once the connection is idle: a buffer that grew past it (to the read
-    /// size, or for a large message) is freed after
-    /// [`buffer_release_delay`](Self::buffer_release_delay) without traffic,
-    /// and the first read after that hands out this much. So an idle
-    /// connection holds at most this much per buffer. Default 512 B.
+    /// The size of the first read into an empty connection (new, or idle),
+    /// so that a connection waiting for input holds no more; and, with a zero
+    /// [`buffer_release_delay`](Self::buffer_release_delay), the capacity a
+    /// buffer keeps as it empties. Default 512 B.
     pub retain_buffer_size: usize,
     /// How long the connection must go without traffic before its empty
-    /// buffers shrink back to [`retain_buffer_size`](Self::retain_buffer_size)
-    /// (a deadline of [`Connection::poll_timeout`](crate::Connection::poll_timeout),
-    /// so it needs the clock). Traffic within it reuses them: a stream of
-    /// large messages or a request/response exchange allocates nothing per
-    /// message. `Duration::ZERO` frees a buffer as soon as it empties: the
-    /// least memory, an allocation per message. Default 1 s.
+    /// buffers (receive, message assembly, transmit) are freed: a deadline of
+    /// [`Connection::poll_timeout`](crate::Connection::poll_timeout), so it
+    /// needs the clock. An idle connection then holds no buffer at all.
+    /// Traffic within it reuses them: a stream of large messages or a
+    /// request/response exchange allocates nothing per message.
+    /// `Duration::ZERO` frees a buffer that grew past
+    /// [`retain_buffer_size`](Self::retain_buffer_size) as soon as it
+    /// empties: the least memory, an allocation per message. Default 1 s.
     pub buffer_release_delay: Duration,
     /// The high-water mark of the transmit buffer. A message, fragment, ping
     /// or pong that would take the unsent bytes past it is refused with

@@ -431,7 +431,7 @@ impl Connection {
     pub fn commit_recv(&mut self, n: usize) {
         self.rx.lent = false;
         if n == 0 && self.rx.release_at_once {
-            self.rx.release_idle();
+            self.rx.release_idle(self.rx.retain);
         }
         if self.is_closed() {
             return;
@@ -499,19 +499,17 @@ impl Connection {
             }
         }
         if self.release_due().is_some_and(|at| at <= now) {
-            self.rx.release_idle();
-            let core = &mut self.core;
-            if core.tx.is_empty() {
-                recv::shrink(&mut core.tx, core.config.retain_buffer_size);
-            }
+            // Idle: every empty buffer goes.
+            self.rx.release_idle(0);
+            recv::shrink(&mut self.core.tx, 0);
         }
     }
 
-    /// When the empty buffers that grew past the retained size are to be
-    /// freed: after [`Config::buffer_release_delay`] without traffic.
+    /// When the empty buffers are to be freed: after
+    /// [`Config::buffer_release_delay`] without traffic.
     fn release_due(&self) -> Option<Duration> {
         let core = &self.core;
-        let tx = core.tx.is_empty() && core.tx.capacity() > core.config.retain_buffer_size;
+        let tx = core.tx.is_empty() && core.tx.capacity() > 0;
         // With no delay, buffers are freed as they empty, with no deadline.
         if self.rx.release_at_once || !(tx || self.rx.holding()) {
             return None;

@@ -50,20 +50,20 @@ impl Rx {
         }
     }
 
-    /// Whether an empty buffer holds more than the retained capacity.
+    /// Whether an empty buffer holds memory.
     pub fn holding(&self) -> bool {
-        (self.start == self.end && self.buf.len() > self.retain)
-            || (self.message.is_empty() && self.message.capacity() > self.retain)
+        (self.start == self.end && !self.buf.is_empty())
+            || (self.message.is_empty() && self.message.capacity() > 0)
     }
 
-    /// Frees the buffers that are empty and over the retained capacity
-    /// (not the receive buffer while its free space is lent out).
-    pub fn release_idle(&mut self) {
-        if !self.lent && self.start == self.end && self.buf.len() > self.retain {
+    /// Frees the buffers that are empty (not the receive buffer while its
+    /// free space is lent out), down to `keep` bytes of capacity each.
+    pub fn release_idle(&mut self, keep: usize) {
+        if !self.lent && self.start == self.end && self.buf.len() > keep {
             self.buf = Vec::new();
             (self.start, self.cursor, self.end) = (0, 0, 0);
         }
-        shrink(&mut self.message, self.retain);
+        shrink(&mut self.message, keep);
     }
 
     /// Drops the held bytes (after their event was delivered). A buffer left
