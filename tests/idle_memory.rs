@@ -112,7 +112,11 @@ fn buffers_are_kept_while_traffic_flows_and_shrink_back_once_idle() {
     idle_until(&mut client, &mut server, release - Duration::from_millis(1));
     assert!(server.memory_usage() >= 4 * MIB, "released early");
     idle_until(&mut client, &mut server, release);
-    assert_eq!(server.memory_usage(), 0, "an idle connection holds no buffer");
+    assert_eq!(
+        server.memory_usage(),
+        0,
+        "an idle connection holds no buffer"
+    );
     assert_eq!(client.memory_usage(), 0);
     // Nothing left to release: the deadline is the keepalive's again.
     assert_eq!(server.poll_timeout(), Some(Duration::from_secs(30)));

@@ -586,7 +586,10 @@ fn idle_wsmachine<'a>(
     assert_eq!(echoed, echoes, "wsmachine: echoes");
     // ... and it is then idle for its buffer release delay, the deadline its
     // poll_timeout asks for (the peers hold the same heap whatever the time).
-    assert_eq!(conn.poll_timeout().filter(|_| echoes > 0), (echoes > 0).then_some(release));
+    assert_eq!(
+        conn.poll_timeout().filter(|_| echoes > 0),
+        (echoes > 0).then_some(release)
+    );
     conn.handle_timeout(release);
     conn
 }
@@ -1064,9 +1067,24 @@ fn main() {
         }
     }
     for (id, label, echoes, object) in [
-        ("idle_heap_handshake", "idle heap after the handshake", 0, false),
-        ("idle_heap_one_echo", "idle heap after one 16 B echo", 1, false),
-        ("connection_object", "size of the connection object", 1, true),
+        (
+            "idle_heap_handshake",
+            "idle heap after the handshake",
+            0,
+            false,
+        ),
+        (
+            "idle_heap_one_echo",
+            "idle heap after one 16 B echo",
+            1,
+            false,
+        ),
+        (
+            "connection_object",
+            "size of the connection object",
+            1,
+            true,
+        ),
     ] {
         if wanted(id) {
             eprintln!("{label} ...");
