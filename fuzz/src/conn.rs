@@ -11,7 +11,10 @@
 //!   valid UTF-8 prefix and a whole streamed text is valid UTF-8;
 //! - differential: the same script fed with each run of reads merged into one
 //!   `handle_read` gives the same messages, close and command results, and
-//!   the same transmitted bytes;
+//!   the same frames sent, but for pongs: a run that writes less often may
+//!   answer only the latest of several pings (RFC 6455 §5.5.3), so each run's
+//!   pongs need only answer its pings in order, and masking keys (a client's)
+//!   follow the frames sent;
 //! - the transmitted bytes are well-formed frames for the peer, with at most
 //!   one close frame, and it comes last; nothing is sent after `Closed`.
 //!
@@ -623,6 +626,43 @@ pub fn check_transmitted(role: Role, wire: &[u8]) {
     assert_eq!(decoder.remaining(), 0, "a frame sent in part");
 }
 
+/// The frames in `wire` sent by `role`, unmasked: (opcode, fin, RSV bits,
+/// payload), pongs apart.
+fn frames(role: Role, wire: &[u8]) -> (Vec<(OpCode, bool, u8, Vec<u8>)>, Vec<Vec<u8>>) {
+    let mut buf = wire.to_vec();
+    let mut rest = &mut buf[..];
+    let (mut frames, mut pongs) = (Vec::new(), Vec::new());
+    while !rest.is_empty() {
+        let Ok(wsmachine::frame::Status::Complete((frame, used))) =
+            wsmachine::frame::Frame::decode(rest)
+        else {
+            panic!("{role:?} sent bytes that are not whole frames");
+        };
+        let h = frame.header;
+        if h.opcode == OpCode::PONG {
+            pongs.push(frame.payload.to_vec());
+        } else {
+            frames.push((h.opcode, h.fin, h.rsv_bits(), frame.payload.to_vec()));
+        }
+        rest = &mut rest[used..];
+    }
+    (frames, pongs)
+}
+
+/// Whether `pongs` answer pings of `seen`, in order (each pong carries the
+/// payload of a ping received before it and after the one the previous pong
+/// answered). Empty pongs are left out: command 4 sends one unsolicited.
+fn answers_in_order(pongs: &[Vec<u8>], seen: &[Seen]) -> bool {
+    let mut pings = seen.iter().filter_map(|s| match s {
+        Seen::Ping(p) if !p.is_empty() => Some(p),
+        _ => None,
+    });
+    pongs
+        .iter()
+        .filter(|pong| !pong.is_empty())
+        .all(|pong| pings.any(|ping| ping == pong))
+}
+
 /// Runs one input for `role`. Panics if an invariant breaks.
 pub fn run(role: Role, data: &[u8]) {
     let input = parse(data);
@@ -635,8 +675,20 @@ pub fn run(role: Role, data: &[u8]) {
         chunked.seen, merged.seen,
         "splitting reads changed what was seen"
     );
+    let (chunked_frames, chunked_pongs) = frames(role, &chunked.wire);
+    let (merged_frames, merged_pongs) = frames(role, &merged.wire);
     assert_eq!(
-        chunked.wire, merged.wire,
+        chunked_frames, merged_frames,
         "splitting reads changed what was sent"
     );
+    if input.config.auto_pong {
+        assert!(
+            answers_in_order(&chunked_pongs, &chunked.seen),
+            "pongs out of order"
+        );
+        assert!(
+            answers_in_order(&merged_pongs, &merged.seen),
+            "pongs out of order"
+        );
+    }
 }
