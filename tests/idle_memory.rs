@@ -192,3 +192,35 @@ fn a_larger_retain_size_keeps_the_read_buffer() {
         server.memory_usage()
     );
 }
+
+#[test]
+fn a_lent_buffer_survives_events_handed_out_before_its_commit() {
+    // recv_buffer, then events handed out (releasing the bytes before the
+    // lent space), then commit_recv: the read must land after what came
+    // before, whatever the release delay. Before this was fixed the empty
+    // buffer started over at its front under the lent read.
+    for delay in [Duration::ZERO, Duration::from_secs(1)] {
+        let mut config = plain();
+        config.buffer_release_delay = delay;
+        let (mut client, mut server) = connect(config.clone(), config);
+        client.send_text(&"a".repeat(20_000)).unwrap();
+        client.send_text("b").unwrap();
+        let wire = take_transmit(&mut client);
+        let (first, second) = wire.split_at(wire.len() - 7);
+        server.handle_read(first);
+        let buf = server.recv_buffer();
+        buf[..second.len()].copy_from_slice(second);
+        assert_eq!(
+            server.poll_event().map(|e| e.into_owned()),
+            Some(OwnedEvent::Text("a".repeat(20_000)))
+        );
+        // This one releases those bytes, leaving the buffer empty but lent.
+        assert!(server.poll_event().is_none());
+        server.commit_recv(second.len());
+        assert_eq!(
+            drain_events(&mut server),
+            vec![OwnedEvent::Text("b".into())],
+            "delay {delay:?}"
+        );
+    }
+}

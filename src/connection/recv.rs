@@ -67,11 +67,13 @@ impl Rx {
     }
 
     /// Drops the held bytes (after their event was delivered). A buffer left
-    /// empty is freed if it grew past the retained size.
+    /// empty starts over at its front (and, with `release_at_once`, is freed
+    /// if it grew past the retained size), unless its free space is lent
+    /// out: a read may be written there, to be committed after `end`.
     #[inline]
     pub fn release(&mut self) {
         self.start = self.cursor;
-        if self.start == self.end {
+        if self.start == self.end && !self.lent {
             self.start = 0;
             self.cursor = 0;
             self.end = 0;
