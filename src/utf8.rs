@@ -58,9 +58,10 @@ pub(crate) fn is_valid(bytes: &[u8]) -> bool {
 #[inline]
 pub(crate) fn assume_validated(bytes: &[u8]) -> &str {
     debug_assert!(core::str::from_utf8(bytes).is_ok());
-    // SAFETY: the connection passes only a text message whose every byte went
-    // through its `MessageReader` (a `Utf8Validator`, fed chunk by chunk in order
-    // and ended by `finish`, which fails on a truncated code point), and the bytes
+    // SAFETY: the connection passes only a text message whose every byte was
+    // validated: whole by `is_valid` on the receive fast path, or through its
+    // `MessageReader` (a `Utf8Validator`, fed chunk by chunk in order and ended
+    // by `finish`, which fails on a truncated code point); and the bytes
     // are not written between that check and this call: the receive buffer's held
     // bytes are only moved (compaction keeps their content and order), and the
     // assembly buffer is only appended to before the message ends (by copied

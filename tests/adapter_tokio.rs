@@ -280,3 +280,11 @@ async fn a_handshake_one_byte_at_a_time_and_an_abrupt_close() {
     .await
     .unwrap();
 }
+
+#[test]
+fn from_connection_needs_no_runtime() {
+    // The timer is made at the first deadline, inside the runtime.
+    let (a, _b) = tokio::io::duplex(1024);
+    let ws = WebSocket::from_connection(a, Connection::open_server(Config::default()));
+    assert!(ws.connection().is_open());
+}

@@ -224,3 +224,22 @@ fn a_lent_buffer_survives_events_handed_out_before_its_commit() {
         );
     }
 }
+
+#[test]
+fn a_lent_buffer_past_the_release_deadline_does_not_leave_a_deadline_in_the_past() {
+    // A completion-style driver keeps a read outstanding in the lent buffer;
+    // the buffer cannot be freed then, and must not be asked for either.
+    let (mut client, mut server) = connect(plain(), plain());
+    clocks(&mut client, &mut server);
+    exchange(&mut client, &mut server, "traffic");
+    let _ = server.recv_buffer();
+    let now = Duration::from_secs(2);
+    server.handle_timeout(now);
+    let next = server.poll_timeout().unwrap();
+    assert!(next > now, "deadline {next:?} not after {now:?}");
+    // Once the read comes back empty, the buffer goes.
+    server.commit_recv(0);
+    assert_eq!(server.poll_timeout(), Some(Duration::from_secs(1)));
+    server.handle_timeout(now);
+    assert_eq!(server.memory_usage(), 0);
+}

@@ -50,10 +50,9 @@ pub struct WebSocket<S> {
     /// One timer for the connection's deadlines, kept across reads: it is
     /// moved only when a deadline comes earlier than where it is set, so a
     /// read costs no timer of its own (a later deadline wakes it early once,
-    /// harmlessly).
-    sleep: Pin<Box<Sleep>>,
-    /// Where `sleep` is set, if it is.
-    armed: Option<Instant>,
+    /// harmlessly). Made at the first deadline, inside the runtime (creating
+    /// a `Sleep` needs one; `from_connection` does not).
+    sleep: Option<Pin<Box<Sleep>>>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
@@ -116,8 +115,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             stream,
             conn,
             origin: Instant::now(),
-            sleep: Box::pin(::tokio::time::sleep_until(Instant::now())),
-            armed: None,
+            sleep: None,
         }
     }
 
@@ -256,9 +254,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         Ok(self.stream.flush().await?)
     }
 
-    /// Reads once into the connection's receive buffer.
-    /// Reads once, or fires the connection's timers when its deadline comes
-    /// first (`timeout_at` drops the read, which loses nothing: cancel-safe).
+    /// Reads once into the connection's receive buffer, or fires the
+    /// connection's timers when its deadline comes first (the read is then
+    /// dropped, which loses nothing: cancel-safe).
     async fn fill(&mut self) -> Result<(), Error> {
         loop {
             // A deadline past what `Instant` can hold is no deadline.
@@ -266,20 +264,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 .conn
                 .poll_timeout()
                 .and_then(|at| self.origin.checked_add(at));
-            if let Some(at) = deadline
-                && self
-                    .armed
-                    .is_none_or(|armed| at < armed || self.sleep.is_elapsed())
-            {
-                self.sleep.as_mut().reset(at);
-                self.armed = Some(at);
+            if let Some(at) = deadline {
+                match &mut self.sleep {
+                    // Set no later than `at` and pending: it wakes in time
+                    // (early if the deadline moved later, which is harmless).
+                    Some(sleep) if sleep.deadline() <= at && !sleep.is_elapsed() => {}
+                    Some(sleep) => sleep.as_mut().reset(at),
+                    None => self.sleep = Some(Box::pin(::tokio::time::sleep_until(at))),
+                }
             }
             let sleep = &mut self.sleep;
             let mut read = pin!(self.stream.read(self.conn.recv_buffer()));
             // The read, or the deadline first (dropping the read loses nothing).
             let result = std::future::poll_fn(|cx| match read.as_mut().poll(cx) {
                 Poll::Ready(result) => Poll::Ready(Some(result)),
-                Poll::Pending if deadline.is_some() && sleep.as_mut().poll(cx).is_ready() => {
+                Poll::Pending
+                    if deadline.is_some()
+                        && sleep
+                            .as_mut()
+                            .is_some_and(|s| s.as_mut().poll(cx).is_ready()) =>
+                {
                     Poll::Ready(None)
                 }
                 Poll::Pending => Poll::Pending,
@@ -288,9 +292,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             if !matches!(result, Some(Ok(1..))) {
                 // Nothing was read: the buffer lent to the read comes back.
                 self.conn.commit_recv(0);
-            }
-            if result.is_none() {
-                self.armed = None;
             }
             let now = self.now();
             // Time first: the bytes just read are timed at `now`.

@@ -50,9 +50,10 @@ impl Rx {
         }
     }
 
-    /// Whether an empty buffer holds memory.
+    /// Whether an empty buffer holds memory that [`release_idle`](Self::release_idle)
+    /// would free (not the receive buffer while it is lent).
     pub fn holding(&self) -> bool {
-        (self.start == self.end && !self.buf.is_empty())
+        (self.start == self.end && !self.buf.is_empty() && !self.lent)
             || (self.message.is_empty() && self.message.capacity() > 0)
     }
 

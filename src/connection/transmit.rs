@@ -17,6 +17,8 @@ use crate::frame::{FrameHeader, MAX_HEADER_LEN};
 /// [`is_empty`](Self::is_empty). Dropped before that, it copies the rest into
 /// the connection's transmit buffer: [`poll_transmit`](super::Connection::poll_transmit)
 /// then hands it out as usual. A write that fails or is cancelled loses nothing.
+/// (That takes its `Drop`: a `Transmit` leaked with `mem::forget` after a
+/// partial write leaves the peer a truncated frame.)
 ///
 /// ```
 /// use wsmachine::{Config, Connection, MessageKind};
