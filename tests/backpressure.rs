@@ -218,3 +218,40 @@ fn a_peer_that_never_reads_cannot_grow_the_buffer_past_the_mark_and_one_message(
     }
     assert!(refused > 900, "only {refused} sends refused");
 }
+
+#[test]
+fn send_vectored_is_held_to_the_mark_too() {
+    let mut server = server(1000);
+    server.send_binary(&[1; 600]).unwrap();
+    let queued = server.pending_transmit();
+    match server.send_vectored(MessageKind::Binary, &[2; 600]) {
+        Err(Error::Usage(UsageError::SendBufferFull {
+            queued: q,
+            more,
+            limit,
+        })) => {
+            assert_eq!((q, more, limit), (queued, 600, 1000));
+        }
+        other => panic!("expected SendBufferFull, got {other:?}"),
+    }
+    assert_eq!(
+        server.pending_transmit(),
+        queued,
+        "a refusal queues nothing"
+    );
+    // Written out, the same message goes, handed out from the caller's bytes.
+    let mut wire = take_transmit(&mut server);
+    let payload = [2u8; 600];
+    let transmit = server.send_vectored(MessageKind::Binary, &payload).unwrap();
+    assert_eq!(transmit.slices()[2].as_ptr(), payload.as_ptr());
+    drop(transmit);
+    wire.extend(take_transmit(&mut server));
+    let mut client = client_with(|_| {});
+    assert_eq!(
+        feed(&mut client, &wire, &[]),
+        vec![
+            OwnedEvent::Binary(vec![1; 600]),
+            OwnedEvent::Binary(vec![2; 600])
+        ]
+    );
+}
