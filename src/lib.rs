@@ -158,6 +158,9 @@ mod error;
 pub mod frame;
 pub mod handshake;
 pub mod message;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 mod utf8;
 
 pub use close::{CloseCode, CloseFrame, MAX_REASON_LEN};
