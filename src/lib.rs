@@ -148,6 +148,9 @@ extern crate alloc;
 #[cfg(any(feature = "blocking", feature = "tokio"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "blocking", feature = "tokio"))))]
 pub mod adapter;
+#[cfg(feature = "arbitrary")]
+#[cfg_attr(docsrs, doc(cfg(feature = "arbitrary")))]
+mod arbitrary;
 mod close;
 mod config;
 mod connection;
@@ -158,6 +161,9 @@ mod error;
 pub mod frame;
 pub mod handshake;
 pub mod message;
+#[cfg(feature = "proptest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "proptest")))]
+pub mod strategy;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;

@@ -170,3 +170,195 @@ impl MessageReader {
         }
     }
 }
+
+/// A whole data message, owned: text (valid UTF-8) or binary. What a test
+/// sends and expects back, and what the `proptest` strategies and the
+/// `arbitrary` implementations generate.
+///
+/// ```
+/// use wsmachine::message::Message;
+/// use wsmachine::{Config, Connection, OwnedEvent};
+///
+/// let message = Message::text("héllo");
+/// let mut server = Connection::open_server(Config::default());
+/// message.send(&mut server).unwrap();
+/// assert_eq!(OwnedEvent::from(message.clone()), OwnedEvent::Text("héllo".into()));
+/// assert_eq!(Message::try_from(OwnedEvent::Text("héllo".into())), Ok(message));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Message {
+    kind: MessageKind,
+    data: alloc::vec::Vec<u8>,
+}
+
+impl Message {
+    /// A text message.
+    pub fn text(text: impl Into<alloc::string::String>) -> Self {
+        Self {
+            kind: MessageKind::Text,
+            data: text.into().into_bytes(),
+        }
+    }
+
+    /// A binary message.
+    pub fn binary(data: impl Into<alloc::vec::Vec<u8>>) -> Self {
+        Self {
+            kind: MessageKind::Binary,
+            data: data.into(),
+        }
+    }
+
+    /// A message of `kind`; `None` for text that is not UTF-8.
+    pub fn new(kind: MessageKind, data: alloc::vec::Vec<u8>) -> Option<Self> {
+        if kind == MessageKind::Text && !crate::utf8::is_valid(&data) {
+            return None;
+        }
+        Some(Self { kind, data })
+    }
+
+    /// Text or binary.
+    pub fn kind(&self) -> MessageKind {
+        self.kind
+    }
+
+    /// The payload.
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// The payload of a text message as a string.
+    pub fn as_text(&self) -> Option<&str> {
+        match self.kind {
+            MessageKind::Text => core::str::from_utf8(&self.data).ok(),
+            MessageKind::Binary => None,
+        }
+    }
+
+    /// The payload, owned.
+    pub fn into_data(self) -> alloc::vec::Vec<u8> {
+        self.data
+    }
+
+    /// Sends the message on `conn` in one frame
+    /// ([`Connection::send_message`](crate::Connection::send_message)).
+    pub fn send(&self, conn: &mut crate::Connection) -> Result<(), crate::Error> {
+        conn.send_message(self.kind, &self.data, crate::Compress::Auto)
+    }
+}
+
+impl From<Message> for crate::OwnedEvent {
+    fn from(message: Message) -> Self {
+        match message.kind {
+            // Checked on construction.
+            MessageKind::Text => crate::OwnedEvent::Text(
+                alloc::string::String::from_utf8(message.data).unwrap_or_default(),
+            ),
+            MessageKind::Binary => crate::OwnedEvent::Binary(message.data),
+        }
+    }
+}
+
+impl TryFrom<crate::OwnedEvent> for Message {
+    type Error = crate::OwnedEvent;
+
+    /// A `Text` or `Binary` event as a message; any other event back.
+    fn try_from(event: crate::OwnedEvent) -> Result<Self, Self::Error> {
+        match event {
+            crate::OwnedEvent::Text(text) => Ok(Self::text(text)),
+            crate::OwnedEvent::Binary(data) => Ok(Self::binary(data)),
+            other => Err(other),
+        }
+    }
+}
+
+/// A message cut into fragments (RFC 6455 §5.4): the sizes of its pieces,
+/// one frame each, which add up to the message. Text may be cut inside a
+/// code point; an empty piece is a valid (empty) fragment.
+///
+/// ```
+/// use wsmachine::message::{Fragmented, Message};
+/// use wsmachine::{Config, Connection, OwnedEvent};
+///
+/// let fragmented = Fragmented::new(Message::text("aé"), vec![2, 0, 1]).unwrap();
+/// assert_eq!(fragmented.pieces().collect::<Vec<_>>(), [&b"a\xc3"[..], b"", b"\xa9"]);
+///
+/// let mut client = Connection::open_client(Config::default(), wsmachine::SeededEntropy::new(1));
+/// let mut server = Connection::open_server(Config::default());
+/// fragmented.send(&mut client).unwrap();
+/// let mut wire = Vec::new();
+/// client.drain_transmit(&mut wire);
+/// server.handle_read(&wire);
+/// assert_eq!(server.poll_event().unwrap().into_owned(), OwnedEvent::Text("aé".into()));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Fragmented {
+    message: Message,
+    sizes: alloc::vec::Vec<usize>,
+}
+
+impl Fragmented {
+    /// `message` in pieces of `sizes` bytes; `None` unless there is at least
+    /// one piece and the sizes add up to the message's length.
+    pub fn new(message: Message, sizes: alloc::vec::Vec<usize>) -> Option<Self> {
+        let total = sizes
+            .iter()
+            .try_fold(0usize, |sum, &size| sum.checked_add(size))?;
+        (!sizes.is_empty() && total == message.data.len()).then_some(Self { message, sizes })
+    }
+
+    /// The whole message.
+    pub fn message(&self) -> &Message {
+        &self.message
+    }
+
+    /// The sizes of the pieces.
+    pub fn sizes(&self) -> &[usize] {
+        &self.sizes
+    }
+
+    /// The pieces, in order.
+    pub fn pieces(&self) -> impl Iterator<Item = &[u8]> {
+        let mut at = 0;
+        self.sizes.iter().map(move |&size| {
+            let piece = &self.message.data[at..at + size];
+            at += size;
+            piece
+        })
+    }
+
+    /// Sends the pieces on `conn` as fragments
+    /// ([`Connection::send_fragment`](crate::Connection::send_fragment)).
+    pub fn send(&self, conn: &mut crate::Connection) -> Result<(), crate::Error> {
+        let last = self.sizes.len() - 1;
+        for (i, piece) in self.pieces().enumerate() {
+            conn.send_fragment(self.message.kind, piece, i == last)?;
+        }
+        Ok(())
+    }
+
+    /// The frames that carry the message, as its sender would write them
+    /// (no extension), each masked with the key `mask` returns (`None` for a
+    /// server).
+    pub fn frames(
+        &self,
+        mut mask: impl FnMut() -> Option<[u8; 4]>,
+    ) -> alloc::vec::Vec<crate::frame::OwnedFrame> {
+        let last = self.sizes.len() - 1;
+        self.pieces()
+            .enumerate()
+            .map(|(i, piece)| {
+                let opcode = if i == 0 {
+                    self.message.kind.opcode()
+                } else {
+                    OpCode::CONTINUATION
+                };
+                let mut header = FrameHeader::new(opcode, i == last, mask());
+                header.payload_len = piece.len() as u64;
+                crate::frame::OwnedFrame {
+                    header,
+                    payload: piece.to_vec(),
+                }
+            })
+            .collect()
+    }
+}

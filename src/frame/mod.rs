@@ -41,6 +41,47 @@ pub struct Frame<'a> {
     pub payload: &'a [u8],
 }
 
+/// A whole frame that owns its payload (unmasked): what the `proptest`
+/// strategies and the `arbitrary` implementations generate.
+///
+/// ```
+/// use wsmachine::frame::{Frame, FrameHeader, OpCode, OwnedFrame, Status};
+/// let frame = OwnedFrame::new(FrameHeader::new(OpCode::PING, true, None), b"are you there".to_vec());
+/// let mut wire = frame.encode_to_vec();
+/// let Status::Complete((decoded, _)) = Frame::decode(&mut wire).unwrap() else { panic!() };
+/// assert_eq!(decoded, frame.as_frame());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedFrame {
+    /// The header; its `payload_len` is the payload's length.
+    pub header: FrameHeader,
+    /// The payload, unmasked.
+    pub payload: alloc::vec::Vec<u8>,
+}
+
+impl OwnedFrame {
+    /// A frame of `header` (its `payload_len` set to the payload's length) and `payload`.
+    pub fn new(mut header: FrameHeader, payload: alloc::vec::Vec<u8>) -> Self {
+        header.payload_len = payload.len() as u64;
+        Self { header, payload }
+    }
+
+    /// The frame, borrowed.
+    pub fn as_frame(&self) -> Frame<'_> {
+        Frame {
+            header: self.header,
+            payload: &self.payload,
+        }
+    }
+
+    /// The frame on the wire, masked if the header has a key.
+    pub fn encode_to_vec(&self) -> alloc::vec::Vec<u8> {
+        let mut out = alloc::vec::Vec::with_capacity(MAX_HEADER_LEN + self.payload.len());
+        self.as_frame().encode(&mut out);
+        out
+    }
+}
+
 impl<'a> Frame<'a> {
     /// Decodes one whole frame from the start of `buf`, unmasking its payload in
     /// place. Returns the frame and the number of bytes it took, or how many more
