@@ -1,6 +1,6 @@
 //! The connection state machine: open → closing → closed (RFC 6455 §5–§7).
 
-mod deflate;
+pub(crate) mod deflate;
 mod event;
 mod recv;
 mod timers;
@@ -290,6 +290,28 @@ impl Connection {
     pub fn open_server_negotiated(config: Config, negotiated: Negotiated) -> Self {
         let mut conn = Self::open_server(config);
         let pmd = deflate::server_agreement(&negotiated, &conn.core.config);
+        conn.core.set_deflate(pmd);
+        conn.core.negotiated = negotiated;
+        conn
+    }
+
+    /// A client connection whose opening handshake another HTTP stack did:
+    /// an HTTP/1.1 upgrade ([`ClientRequest::to_http`](crate::handshake::ClientRequest::to_http))
+    /// or an HTTP/2 extended CONNECT (RFC 8441,
+    /// [`ClientRequest::to_extended_connect`](crate::handshake::ClientRequest::to_extended_connect)),
+    /// with `expected` from the request and `negotiated` from
+    /// [`validate_http_response`](crate::handshake::validate_http_response).
+    /// A permessage-deflate agreement in `negotiated.extensions` is applied.
+    /// `entropy` supplies masking keys. No [`Event::Open`] is handed out.
+    /// See the [`handshake`](crate::handshake) module's RFC 8441 example.
+    pub fn open_client_negotiated(
+        config: Config,
+        entropy: impl Entropy + Send + 'static,
+        expected: &ExpectedResponse,
+        negotiated: Negotiated,
+    ) -> Self {
+        let mut conn = Self::open_client(config, entropy);
+        let pmd = deflate::client_agreement(expected, &negotiated, &conn.core.config);
         conn.core.set_deflate(pmd);
         conn.core.negotiated = negotiated;
         conn

@@ -263,6 +263,7 @@ impl ClientRequest {
     pub(super) fn expected(&self, key: &str) -> ExpectedResponse {
         ExpectedResponse {
             accept: accept_key(key.as_bytes()),
+            extended_connect: false,
             protocols: self.protocols.clone(),
             // The names offered: an `extension` string may hold several elements.
             extensions: self
@@ -294,7 +295,11 @@ pub(super) fn nonce_key(nonce: [u8; 16]) -> String {
 /// What a valid server response must contain, from [`ClientRequest::encode`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExpectedResponse {
-    accept: String,
+    /// The `Sec-WebSocket-Accept` value; empty for an extended CONNECT.
+    pub(super) accept: String,
+    /// The request was an extended CONNECT (RFC 8441): a 2xx answers it,
+    /// without the HTTP/1.1 upgrade fields.
+    pub(super) extended_connect: bool,
     protocols: Vec<String>,
     extensions: Vec<String>,
     /// The permessage-deflate offers, which a response must answer.
@@ -375,8 +380,14 @@ pub(super) fn validate_response(
         headers,
         body,
     } = head;
-    // RFC 6455 §4.1 step 1: anything but 101 is handled per HTTP, by the caller.
-    if status != 101 {
+    // RFC 6455 §4.1 step 1: anything but 101 is handled per HTTP, by the
+    // caller; RFC 8441 §5: an extended CONNECT is accepted with a 2xx.
+    let accepted = if expected.extended_connect {
+        (200..300).contains(&status)
+    } else {
+        status == 101
+    };
+    if !accepted {
         return Err(HandshakeError::Rejected(alloc::boxed::Box::new(Response {
             status,
             reason: String::from(reason),
@@ -384,18 +395,21 @@ pub(super) fn validate_response(
             body: body.to_vec(),
         })));
     }
-    // Steps 2 and 3.
-    if !headers.has_token("upgrade", "websocket") {
-        return Err(HandshakeError::MissingUpgrade);
-    }
-    if !headers.has_token("connection", "upgrade") {
-        return Err(HandshakeError::MissingConnectionUpgrade);
-    }
-    // Step 4: leading and trailing whitespace is ignored; one value only (§11.3.3).
-    headers.at_most_once("sec-websocket-accept")?;
-    match headers.get("sec-websocket-accept") {
-        Some(v) if v.trim_ascii() == expected.accept.as_bytes() => {}
-        _ => return Err(HandshakeError::AcceptMismatch),
+    // Steps 2 to 4, which RFC 8441 §5 does not use: HTTP/2 has no Upgrade
+    // and no Connection field, and the stream needs no key.
+    if !expected.extended_connect {
+        if !headers.has_token("upgrade", "websocket") {
+            return Err(HandshakeError::MissingUpgrade);
+        }
+        if !headers.has_token("connection", "upgrade") {
+            return Err(HandshakeError::MissingConnectionUpgrade);
+        }
+        // Step 4: leading and trailing whitespace is ignored; one value only (§11.3.3).
+        headers.at_most_once("sec-websocket-accept")?;
+        match headers.get("sec-websocket-accept") {
+            Some(v) if v.trim_ascii() == expected.accept.as_bytes() => {}
+            _ => return Err(HandshakeError::AcceptMismatch),
+        }
     }
     // Step 5: only extensions that were offered.
     for ext in headers.tokens("sec-websocket-extensions") {

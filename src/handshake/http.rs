@@ -251,7 +251,7 @@ pub fn validate_http_response<B>(
 }
 
 /// Appends a field to `map`; false if the `http` crate refuses the name or the value.
-fn append(map: &mut HeaderMap, name: &str, value: &str) -> bool {
+pub(super) fn append(map: &mut HeaderMap, name: &str, value: &str) -> bool {
     match (
         HeaderName::from_bytes(name.as_bytes()),
         HeaderValue::from_bytes(value.as_bytes()),

@@ -13,6 +13,8 @@
 
 mod client;
 #[cfg(feature = "http")]
+mod h2;
+#[cfg(feature = "http")]
 mod http;
 mod server;
 
@@ -23,6 +25,8 @@ use alloc::vec::Vec;
 use base64::Engine as _;
 use sha1::Digest as _;
 
+#[cfg(feature = "http")]
+pub use self::h2::{WEBSOCKET_PROTOCOL, accept_extended_connect};
 #[cfg(feature = "http")]
 pub use self::http::{accept_response_http, validate_http_response};
 pub use client::{ClientRequest, ExpectedResponse, UriError, parse_response};
@@ -213,6 +217,10 @@ pub enum HandshakeError {
     /// The stream ended before the handshake completed.
     #[error("the stream ended during the opening handshake")]
     Eof,
+    /// RFC 8441 §4, §5: over HTTP/2, a WebSocket starts with an extended
+    /// CONNECT whose `:protocol` is `websocket`; this request is not one (400).
+    #[error("not an extended CONNECT with :protocol websocket (RFC 8441 §4)")]
+    NotExtendedConnect,
     /// A header field that may appear once appears more often (RFC 6455
     /// §11.3.1, §11.3.3, §11.3.5; RFC 9112 §3.2 for `Host`) (400).
     #[error("the {0} header appears more than once")]
@@ -229,6 +237,7 @@ impl HandshakeError {
             | Self::MissingUpgrade
             | Self::MissingConnectionUpgrade
             | Self::InvalidKey
+            | Self::NotExtendedConnect
             | Self::DuplicateHeader(_) => 400,
             Self::MethodNotGet => 405,
             Self::UnsupportedVersion => 426,

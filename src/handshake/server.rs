@@ -17,9 +17,10 @@ use crate::frame::Status;
 /// subprotocol selection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
-    path: String,
-    key: String,
-    headers: Headers,
+    pub(super) path: String,
+    /// Empty for an extended CONNECT (RFC 8441), which has no key.
+    pub(super) key: String,
+    pub(super) headers: Headers,
 }
 
 impl Request {
