@@ -571,3 +571,40 @@ fn empty_lines_before_the_request_line() {
     assert!(out.starts_with(b"HTTP/1.1 400 "));
     assert!(server.is_closed());
 }
+
+/// RFC 6454 §7: one Origin, in ASCII. Two, or one in another encoding, would
+/// read as absent or ambiguous to an allow-list check: refused with 400.
+#[test]
+fn an_origin_is_one_ascii_value_or_the_request_is_refused() {
+    let request = |origin: &[u8]| {
+        let mut raw = b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+            Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+            .to_vec();
+        raw.extend_from_slice(origin);
+        raw.extend_from_slice(b"\r\n");
+        wsmachine::handshake::parse_request(&raw, 16 * 1024, 64)
+    };
+    let Ok(wsmachine::frame::Status::Complete((ok, _))) = request(b"Origin: http://a.example\r\n")
+    else {
+        panic!("one ASCII origin is valid");
+    };
+    assert_eq!(ok.origin(), Some("http://a.example"));
+    let Ok(wsmachine::frame::Status::Complete((none, _))) = request(b"") else {
+        panic!("no origin is valid");
+    };
+    assert_eq!(none.origin(), None);
+    let twice = request(b"Origin: http://a.example\r\nOrigin: http://b.example\r\n").unwrap_err();
+    assert_eq!(
+        (twice.clone(), twice.http_status()),
+        (
+            wsmachine::handshake::HandshakeError::DuplicateHeader("origin"),
+            Some(400)
+        )
+    );
+    let latin1 = request(b"Origin: http://\xe9.example\r\n").unwrap_err();
+    assert!(matches!(
+        latin1,
+        wsmachine::handshake::HandshakeError::Malformed(_)
+    ));
+    assert_eq!(latin1.http_status(), Some(400));
+}

@@ -380,7 +380,7 @@ fn model_request(block: &[u8], max_headers: usize) -> Result<ModelRequest, Hands
     let fields: Fields<'_> = req.headers.iter().map(|h| (h.name, h.value)).collect();
     once(
         &fields,
-        &["host", "sec-websocket-key", "sec-websocket-version"],
+        &["host", "sec-websocket-key", "sec-websocket-version", "origin"],
     )?;
     let first = |name: &'static str| values(&fields, name).next();
     if first("host").is_none_or(|h| h.trim_ascii().is_empty()) {
@@ -400,6 +400,9 @@ fn model_request(block: &[u8], max_headers: usize) -> Result<ModelRequest, Hands
         .map(|k| k.trim_matches([' ', '\t']))
         .filter(|k| decode_key(k).is_some())
         .ok_or(HandshakeError::InvalidKey)?;
+    if first("origin").is_some_and(|o| !o.is_ascii()) {
+        return Err(HandshakeError::Malformed("origin"));
+    }
     Ok((
         req.path.unwrap_or("/").to_string(),
         key.to_string(),

@@ -57,7 +57,7 @@ use alloc::string::String;
 
 use ::http::{Method, StatusCode, Uri, Version};
 
-use super::http::append;
+use super::http::{append, negotiate_extensions};
 use super::server::accept_fields;
 use super::{
     Accept, ClientRequest, ExpectedResponse, HandshakeError, Headers, Negotiated, Request,
@@ -99,8 +99,13 @@ impl Request {
         }
         let mut headers = Headers::from_http(req.headers());
         headers.at_most_once("sec-websocket-version")?;
+        headers.at_most_once("origin")?;
         if headers.get("sec-websocket-version").map(<[u8]>::trim_ascii) != Some(b"13") {
             return Err(HandshakeError::UnsupportedVersion);
+        }
+        // As for HTTP/1.1: one ASCII origin, for an allow-list to check.
+        if headers.get("origin").is_some_and(|o| !o.is_ascii()) {
+            return Err(HandshakeError::Malformed("the Origin header is not ASCII"));
         }
         if headers.get("host").is_none() {
             headers
@@ -130,17 +135,7 @@ pub fn accept_extended_connect(
     accept: &Accept,
     config: &Config,
 ) -> Result<(::http::Response<()>, Negotiated), UsageError> {
-    #[cfg(feature = "deflate")]
-    let extensions = config
-        .deflate
-        .as_ref()
-        .and_then(|deflate| deflate.negotiate(request.extensions()))
-        .map(|response| response.to_string());
-    #[cfg(not(feature = "deflate"))]
-    let extensions: Option<String> = {
-        let _ = config;
-        None
-    };
+    let extensions = negotiate_extensions(request, config);
     let mut response = ::http::Response::new(());
     *response.status_mut() = StatusCode::OK;
     *response.version_mut() = Version::HTTP_2;

@@ -102,10 +102,12 @@ impl Request {
 /// ([`UsageError::ProtocolNotOffered`]) or a header field is not valid
 /// ([`UsageError::InvalidHeader`]).
 ///
-/// To accept permessage-deflate, answer the offers with
-/// `DeflateConfig::negotiate` (feature `deflate`), add the response it gives
-/// as a `Sec-WebSocket-Extensions` header with [`Accept::header`], and pass
-/// the same value in `Negotiated::extensions`: the connection applies it.
+/// [`accept_http`] also negotiates permessage-deflate and returns the
+/// [`Negotiated`] for the connection: prefer it. Here, to accept
+/// permessage-deflate, answer the offers with `DeflateConfig::negotiate`
+/// (feature `deflate`), add the response it gives as a
+/// `Sec-WebSocket-Extensions` header with [`Accept::header`], and pass the
+/// same value in `Negotiated::extensions`: the connection applies it.
 ///
 /// See [`Request::from_http`] for an example.
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
@@ -124,6 +126,78 @@ pub fn accept_response_http(
         return Err(UsageError::InvalidHeader);
     }
     Ok(response)
+}
+
+/// Accepts `request` with what `config` allows: the 101 response (RFC 6455
+/// §4.2.2) with the subprotocol of `accept`, the permessage-deflate response
+/// to the client's offers that [`Config::deflate`](crate::Config::deflate)
+/// accepts (if any) and `accept`'s extra fields, and the [`Negotiated`] that
+/// [`Connection::open_server_negotiated`](crate::Connection::open_server_negotiated)
+/// takes for the upgraded stream. One call settles both, so the extension in
+/// the response and the one the connection applies cannot differ.
+///
+/// Fails as [`accept_response_http`] does.
+///
+/// ```
+/// use wsmachine::handshake::{Accept, Request, accept_http};
+/// use wsmachine::{Config, Connection};
+/// let req = http::Request::get("/chat")
+///     .header("Host", "example.com")
+///     .header("Upgrade", "websocket")
+///     .header("Connection", "Upgrade")
+///     .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+///     .header("Sec-WebSocket-Version", "13")
+///     .header("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits")
+///     .body(())
+///     .unwrap();
+/// let request = Request::from_http(&req).unwrap();
+/// let (response, negotiated) = accept_http(&request, &Accept::new(), &Config::default()).unwrap();
+/// assert_eq!(response.status(), 101);
+/// # #[cfg(feature = "deflate")]
+/// assert_eq!(response.headers()["sec-websocket-extensions"], negotiated.extensions.as_deref().unwrap());
+/// let conn = Connection::open_server_negotiated(Config::default(), negotiated);
+/// assert!(conn.is_open());
+/// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub fn accept_http(
+    request: &Request,
+    accept: &Accept,
+    config: &crate::Config,
+) -> Result<(::http::Response<()>, Negotiated), UsageError> {
+    let extensions = negotiate_extensions(request, config);
+    let mut response = ::http::Response::new(());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    *response.version_mut() = Version::HTTP_11;
+    let mut valid = true;
+    accept_fields(request, accept, extensions.as_deref(), |name, value| {
+        valid &= append(response.headers_mut(), name, value);
+    })?;
+    if !valid {
+        return Err(UsageError::InvalidHeader);
+    }
+    let negotiated = Negotiated {
+        protocol: accept.protocol.clone(),
+        extensions,
+    };
+    Ok((response, negotiated))
+}
+
+/// The `Sec-WebSocket-Extensions` response to `request`'s offers that
+/// `config` accepts: permessage-deflate, the only extension implemented.
+pub(super) fn negotiate_extensions(request: &Request, config: &crate::Config) -> Option<String> {
+    #[cfg(feature = "deflate")]
+    {
+        config
+            .deflate
+            .as_ref()
+            .and_then(|deflate| deflate.negotiate(request.extensions()))
+            .map(|response| response.to_string())
+    }
+    #[cfg(not(feature = "deflate"))]
+    {
+        let _ = (request, config);
+        None
+    }
 }
 
 impl Reject {

@@ -28,7 +28,7 @@ use sha1::Digest as _;
 #[cfg(feature = "http")]
 pub use self::h2::{WEBSOCKET_PROTOCOL, accept_extended_connect};
 #[cfg(feature = "http")]
-pub use self::http::{accept_response_http, validate_http_response};
+pub use self::http::{accept_http, accept_response_http, validate_http_response};
 pub use client::{ClientRequest, ExpectedResponse, UriError, parse_response};
 pub use server::{Accept, Reject, Request, accept_response, parse_request, reject_response};
 

@@ -34,7 +34,9 @@ impl Request {
         self.headers.get_str("host").unwrap_or_default()
     }
 
-    /// The `Origin` header, sent by every browser (RFC 6455 §10.2).
+    /// The `Origin` header, sent by every browser (RFC 6455 §10.2); `None`
+    /// when absent (a request with two, or one not in ASCII, is refused with
+    /// 400 before it gets here, so an allow-list check sees the one value).
     pub fn origin(&self) -> Option<&str> {
         self.headers.get_str("origin")
     }
@@ -229,7 +231,13 @@ pub(super) fn validate_request(head: RequestHead<'_>) -> Result<Request, Handsha
     }
     // Item 2: a Host header, exactly one (RFC 9112 §3.2); the key and the
     // version MUST NOT appear more than once (RFC 6455 §11.3.1, §11.3.5).
-    for name in ["host", "sec-websocket-key", "sec-websocket-version"] {
+    // Origin too (RFC 6454 §7.3): an allow-list check must see the one value.
+    for name in [
+        "host",
+        "sec-websocket-key",
+        "sec-websocket-version",
+        "origin",
+    ] {
         headers.at_most_once(name)?;
     }
     if headers
@@ -260,6 +268,11 @@ pub(super) fn validate_request(head: RequestHead<'_>) -> Result<Request, Handsha
                 .is_ok_and(|nonce| nonce.len() == 16)
         })
         .ok_or(HandshakeError::InvalidKey)?;
+    // RFC 6454 §7.1: an origin is serialized in ASCII. One that is not would
+    // read as absent through `Request::origin`, and slip past an allow-list.
+    if headers.get("origin").is_some_and(|o| !o.is_ascii()) {
+        return Err(HandshakeError::Malformed("the Origin header is not ASCII"));
+    }
     Ok(Request {
         path: String::from(target),
         key: String::from(key),
