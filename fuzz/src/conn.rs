@@ -585,8 +585,9 @@ pub fn execute_on(
 }
 
 /// Checks that `wire`, sent by `role`, is well-formed for the peer: whole
-/// frames, masked by a client only, and nothing after a close frame.
-pub fn check_transmitted(role: Role, wire: &[u8]) {
+/// frames, masked by a client only, and nothing after a close frame; RSV1
+/// only if `compressed` (permessage-deflate is in force).
+pub fn check_transmitted(role: Role, wire: &[u8], compressed: bool) {
     let peer = match role {
         Role::Client => Role::Server,
         Role::Server => Role::Client,
@@ -594,7 +595,7 @@ pub fn check_transmitted(role: Role, wire: &[u8]) {
     let mut decoder = FrameDecoder::new(DecoderConfig {
         role: peer,
         max_frame_size: u64::MAX,
-        allowed_rsv: 0,
+        allowed_rsv: if compressed { 0x40 } else { 0 },
     });
     let mut buf = wire.to_vec();
     let mut pos = 0;
@@ -667,7 +668,7 @@ fn answers_in_order(pongs: &[Vec<u8>], seen: &[Seen]) -> bool {
 pub fn run(role: Role, data: &[u8]) {
     let input = parse(data);
     let chunked = execute(role, &input.config, input.seed, &input.steps, false);
-    check_transmitted(role, &chunked.wire);
+    check_transmitted(role, &chunked.wire, false);
     let merged = execute(role, &input.config, input.seed, &input.steps, true);
     // Pieces of a streamed message count only once it completes, so how the
     // reads were split must not show here.

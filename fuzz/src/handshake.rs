@@ -359,6 +359,10 @@ fn httparse_failure(e: httparse::Error, max_headers: usize) -> HandshakeError {
 fn same_error(a: &HandshakeError, b: &HandshakeError) -> bool {
     match (a, b) {
         (HandshakeError::Malformed(_), HandshakeError::Malformed(_)) => true,
+        // The model says whether a deflate response is valid, not which rule failed.
+        (HandshakeError::InvalidDeflateResponse(_), HandshakeError::InvalidDeflateResponse(_)) => {
+            true
+        }
         _ => a == b,
     }
 }
@@ -380,7 +384,12 @@ fn model_request(block: &[u8], max_headers: usize) -> Result<ModelRequest, Hands
     let fields: Fields<'_> = req.headers.iter().map(|h| (h.name, h.value)).collect();
     once(
         &fields,
-        &["host", "sec-websocket-key", "sec-websocket-version", "origin"],
+        &[
+            "host",
+            "sec-websocket-key",
+            "sec-websocket-version",
+            "origin",
+        ],
     )?;
     let first = |name: &'static str| values(&fields, name).next();
     if first("host").is_none_or(|h| h.trim_ascii().is_empty()) {
@@ -485,6 +494,13 @@ fn model_response(
         .map(|e| core::str::from_utf8(e).map_err(|_| HandshakeError::UnexpectedExtension))
         .collect::<Result<Vec<_>, _>>()?;
     let extensions = (!elements.is_empty()).then(|| elements.join(", "));
+    // RFC 7692 §5, §7: a permessage-deflate answer to an offer by hand is
+    // checked as a client must (the offer here allows every response).
+    if !model_deflate_response(&elements) {
+        return Err(HandshakeError::InvalidDeflateResponse(
+            wsmachine::deflate::NegotiationError::InvalidValue,
+        ));
+    }
     let protocol = match tokens(&fields, "sec-websocket-protocol")[..] {
         [] => None,
         [p] => Some(
@@ -501,6 +517,74 @@ fn model_response(
         protocol,
         extensions,
     })
+}
+
+/// RFC 7692 on the extension elements of a response to the offer
+/// `permessage-deflate; client_max_window_bits`, written out again: at most
+/// one permessage-deflate element (a name in any case), whose parameters
+/// are the four of §7.1, each at most once; the context takeover ones with
+/// no value, the window bits ones with a value (maybe quoted, with
+/// backslash escapes) from 8 to 15 without a leading zero.
+fn model_deflate_response(elements: &[&str]) -> bool {
+    let trim = |s: &str| s.trim_matches([' ', '\t']).to_string();
+    let mut deflate = elements.iter().flat_map(|e| e.split(',')).filter(|e| {
+        let name = trim(e.split(';').next().unwrap_or_default());
+        name.eq_ignore_ascii_case("permessage-deflate")
+    });
+    let (Some(element), None) = (deflate.next(), deflate.next()) else {
+        // None, or two: only two is invalid.
+        return elements
+            .iter()
+            .flat_map(|e| e.split(','))
+            .filter(|e| {
+                trim(e.split(';').next().unwrap_or_default())
+                    .eq_ignore_ascii_case("permessage-deflate")
+            })
+            .count()
+            == 0;
+    };
+    let mut seen = Vec::new();
+    for param in element.split(';').skip(1) {
+        let (key, value) = match param.split_once('=') {
+            Some((k, v)) => (trim(k), Some(trim(v))),
+            None => (trim(param), None),
+        };
+        if seen.contains(&key) {
+            return false;
+        }
+        seen.push(key.clone());
+        let value = value.map(|v| match v.strip_prefix('"') {
+            None => Some(v),
+            Some(quoted) => {
+                let inner = quoted.strip_suffix('"')?;
+                let mut out = String::new();
+                let mut chars = inner.chars();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => out.push(chars.next()?),
+                        '"' => return None,
+                        c => out.push(c),
+                    }
+                }
+                Some(out)
+            }
+        });
+        let bits_ok = |v: &Option<Option<String>>| {
+            matches!(
+                v.as_ref().and_then(|v| v.as_deref()),
+                Some("8" | "9" | "10" | "11" | "12" | "13" | "14" | "15")
+            )
+        };
+        let ok = match key.as_str() {
+            "server_no_context_takeover" | "client_no_context_takeover" => value.is_none(),
+            "server_max_window_bits" | "client_max_window_bits" => bits_ok(&value),
+            _ => false,
+        };
+        if !ok {
+            return false;
+        }
+    }
+    true
 }
 
 // ----- the standalone parsers -----
@@ -837,7 +921,7 @@ pub fn run_request(data: &[u8]) {
                         ))),
                         "a client refuses the 101 response"
                     );
-                    conn::check_transmitted(Role::Server, &wire[expected.len()..]);
+                    conn::check_transmitted(Role::Server, &wire[expected.len()..], false);
                 }
             }
         }
@@ -938,7 +1022,14 @@ pub fn run_response(data: &[u8]) {
                 panic!("open on a response the parser gives as {parsed:?}");
             };
             assert_eq!(*negotiated, model);
-            conn::check_transmitted(Role::Client, &wire[request_bytes.len()..]);
+            // The request may offer permessage-deflate by hand (then the
+            // config's offers are not added); a server that accepts it puts
+            // it in force, and the client compresses what it sends.
+            let compressed = negotiated
+                .extensions
+                .as_deref()
+                .is_some_and(|e| e.contains("permessage-deflate"));
+            conn::check_transmitted(Role::Client, &wire[request_bytes.len()..], compressed);
         }
         closed @ Seen::Closed { .. } => {
             assert_eq!(

@@ -48,18 +48,23 @@ mod tests {
 
     use wsmachine::frame::Role;
 
-    /// Runs every committed seed through its harness.
+    /// Runs every committed seed and every input of the committed (minimized)
+    /// corpus through its harness.
     fn replay(target: &str, run: impl Fn(&[u8])) {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("seeds")
-            .join(target);
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut count = 0;
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            run(&std::fs::read(&path).unwrap());
-            count += 1;
+        for dir in ["seeds", "corpus"] {
+            let dir = root.join(dir).join(target);
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries {
+                let path = entry.unwrap().path();
+                run(&std::fs::read(&path).unwrap());
+                count += 1;
+            }
         }
-        assert!(count > 0, "no seeds in {}", dir.display());
+        assert!(count > 0, "no seeds for {target}");
     }
 
     #[test]
