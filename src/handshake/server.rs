@@ -337,7 +337,8 @@ pub(super) fn accept_fields(
 
 /// Writes a response that refuses the upgrade: `status`, the headers, and the
 /// body with its `Content-Length`, and `Connection: close`. A 426 carries
-/// `Sec-WebSocket-Version: 13` (RFC 6455 §4.4).
+/// `Sec-WebSocket-Version: 13` (RFC 6455 §4.4), a 405 `Allow: GET` unless
+/// `headers` has an `Allow` (RFC 9110 §15.5.6).
 pub fn reject_response(
     status: u16,
     headers: &[(&str, &str)],
@@ -378,6 +379,14 @@ pub(super) fn reject_fields(
     // RFC 6455 §4.4: a 426 says which version the server speaks.
     if status == 426 {
         field("Sec-WebSocket-Version", "13");
+    }
+    // RFC 9110 §15.5.6: a 405 lists the methods the resource allows.
+    if status == 405
+        && !headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("allow"))
+    {
+        field("Allow", "GET");
     }
     for (name, value) in headers {
         field(name, value);
