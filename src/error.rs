@@ -96,8 +96,11 @@ pub enum ProtocolError {
     #[error("RSV1 set on a continuation or control frame (RFC 7692 §6.1)")]
     CompressedBitMisplaced,
     /// RFC 7692 §7.2.2: the compressed payload does not inflate. The data is
-    /// inconsistent with the message (1007, RFC 6455 §7.4.1).
-    #[error("{0} (RFC 7692 §7.2.2)")]
+    /// inconsistent with the message (1007, RFC 6455 §7.4.1). The field is
+    /// zlib's description of the fault; it stays out of the message (and so
+    /// out of the close reason sent), because it can differ with where the
+    /// reads split the payload.
+    #[error("invalid compressed data (RFC 7692 §7.2.2)")]
     InvalidCompressedData(alloc::string::String),
     /// RFC 6455 §10.4: a message over the configured limit (1009).
     #[error("message of at least {len} bytes exceeds the limit of {max} (RFC 6455 §10.4)")]
