@@ -485,7 +485,12 @@ fn model_response(
             .next()
             .unwrap_or_default()
             .trim_ascii();
-        if !offer.extensions.iter().any(|e| e.as_bytes() == name) {
+        // Extension names are tokens: compared without regard to case.
+        if !offer
+            .extensions
+            .iter()
+            .any(|e| e.as_bytes().eq_ignore_ascii_case(name))
+        {
             return Err(HandshakeError::UnexpectedExtension);
         }
     }
