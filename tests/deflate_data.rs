@@ -1452,3 +1452,48 @@ fn send_vectored_compresses_like_send_message_and_the_peer_inflates_it() {
     let events = feed(&mut client, &take_transmit(&mut server), &[]);
     assert_eq!(events, vec![OwnedEvent::Text(text)]);
 }
+
+/// A compressed text message that inflates to invalid UTF-8 and then hits
+/// corrupt data fails with the same error however the reads split it: what
+/// came out before the corruption is checked first (found by the
+/// response_parser fuzz target, which compares whole and split reads). The
+/// same for a message that passes the size limit before its corruption.
+#[test]
+fn the_first_fault_of_a_compressed_message_wins_whatever_the_reads() {
+    let negotiated = wsmachine::handshake::Negotiated {
+        protocol: None,
+        extensions: Some("permessage-deflate".into()),
+    };
+    let mut compressor = Compressor::new(1, 15, false);
+    let mut payload = Vec::new();
+    let mut inflated = b"\xff\xfe not UTF-8 ".to_vec();
+    inflated.extend(random_bytes(3000, 7));
+    compressor.compress(&inflated, false, &mut payload);
+    // A block header of the reserved type 3: corrupt.
+    payload.extend_from_slice(&[0xff; 8]);
+    let frame = raw_frame(true, 0x40, 0x1, Some([1, 2, 3, 4]), &payload);
+    for (limit, expected) in [
+        (1 << 20, ProtocolError::InvalidUtf8),
+        (10, ProtocolError::MessageTooLarge { len: 0, max: 10 }),
+    ] {
+        let mut outcomes = Vec::new();
+        for read in [frame.len(), 1, 7, 64] {
+            let mut config = Config::default();
+            config.max_message_size = limit;
+            let mut server = Connection::open_server_negotiated(config, negotiated.clone());
+            let events = deliver(&mut server, &frame, read);
+            let error = closed(&events).error().cloned();
+            outcomes.push(match error {
+                Some(Error::Protocol(ProtocolError::MessageTooLarge { max, .. })) => {
+                    ProtocolError::MessageTooLarge { len: 0, max }
+                }
+                Some(Error::Protocol(e)) => e,
+                other => panic!("not a protocol error: {other:?}"),
+            });
+        }
+        assert!(
+            outcomes.iter().all(|e| *e == expected),
+            "limit {limit}: {outcomes:?}"
+        );
+    }
+}

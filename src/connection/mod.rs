@@ -1205,8 +1205,10 @@ impl Connection {
         let before = rx.message.len();
         let input = &rx.buf[rx.held()];
         let room = usize::try_from(room).unwrap_or(usize::MAX);
-        let (used, done) = pmd.inflate(input, end_of_message, &mut rx.message, room)?;
-        rx.start += used;
+        let inflated = pmd.inflate(input, end_of_message, &mut rx.message, room);
+        // What came out before corrupt data is checked first, as it would
+        // have been had the data arrived in smaller reads: the error a
+        // message fails with does not depend on how the reads split it.
         let out = &rx.message[before..];
         core.inflated += out.len() as u64;
         // RFC 6455 §10.4, on the inflated size: a small message cannot expand past the limit.
@@ -1217,6 +1219,8 @@ impl Connection {
             });
         }
         core.reader.data(out)?;
+        let (used, done) = inflated?;
+        rx.start += used;
         if !done {
             // Only streaming gets here: the piece is full.
             core.inflate_pending = Some(frame_end);
