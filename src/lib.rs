@@ -94,10 +94,12 @@
 //! }
 //! ```
 //!
-//! The adapters do exactly this (tokio with `timeout_at`, blocking with the
-//! socket's read timeout), and tests drive it with a virtual clock, to the
-//! millisecond, with no sleeps. A connection that is never given the time
-//! runs no timer.
+//! The adapters do exactly this (tokio with one `Sleep` per connection, moved
+//! only when a deadline comes earlier; blocking with the socket's read
+//! timeout), and tests drive it with a virtual clock, to the millisecond,
+//! with no sleeps ([`testing::Pair`](crate#testing-your-code) with the
+//! `testing` feature). A connection that is never given the time runs no
+//! timer.
 //!
 //! Events borrow from the connection: a message that arrived in one frame is
 //! unmasked in place in the receive buffer and handed out without a copy.
@@ -114,17 +116,170 @@
 //! are kept. [`Connection::open_client`] and [`Connection::open_server`] start
 //! already open, for streams upgraded elsewhere.
 //!
-//! ## Layers
+//! ## Layers, and which to use
 //!
 //! Each layer is public and usable alone: [`frame`] (header codec, masking, a
 //! validating incremental decoder, the encoder), [`message`] (fragment
-//! sequencing, incremental UTF-8, limits), [`handshake`] (the HTTP/1.1 upgrade),
-//! `deflate` (negotiation and the payload codec of permessage-deflate) and
-//! [`Connection`] on top. The `adapter` module (features `blocking` and
-//! `tokio`) drives a connection over a real stream; writing an adapter for
-//! another runtime means writing that loop: read into [`Connection::recv_buffer`],
-//! call [`Connection::has_event`], write [`Connection::poll_transmit`], then hand
-//! out [`Connection::poll_event`].
+//! sequencing, incremental UTF-8, limits), [`handshake`] (the HTTP/1.1 upgrade,
+//! and with `http` the same on the `http` crate's types and RFC 8441's
+//! extended CONNECT), `deflate` (negotiation and the payload codec of
+//! permessage-deflate) and [`Connection`] on top.
+//!
+//! - **An application on tokio or on blocking sockets**: the `adapter`
+//!   module (features `tokio`, `blocking`). `WebSocket::connect`,
+//!   `WebSocket::accept_with` (an Origin check, a subprotocol), then `recv`
+//!   and `send_*`. Pings, close echoes, keepalive and timeouts are handled.
+//! - **A server on hyper or axum**: let the HTTP stack read the upgrade,
+//!   check it with [`handshake::Request::from_http`], answer with
+//!   [`handshake::accept_http`], and hand the upgraded stream to
+//!   [`Connection::open_server_negotiated`] through the tokio adapter's
+//!   `WebSocket::from_connection` (`examples/axum_server.rs`,
+//!   `examples/hyper_server.rs`). Over HTTP/2 the same with
+//!   [`handshake::Request::from_extended_connect`] and
+//!   [`handshake::accept_extended_connect`] (`examples/h2.rs`).
+//! - **Another runtime** (io_uring, an embedded stack, a game loop, a
+//!   proxy): [`Connection`] itself, in the loop below.
+//! - **A parser, a proxy that inspects frames, a tool**: [`frame`] and
+//!   [`message`] alone, which allocate nothing.
+//!
+//! ## A complete blocking example
+//!
+//! A server thread and a client over loopback (feature `blocking`):
+//!
+//! ```
+//! # #[cfg(feature = "blocking")] {
+//! use std::net::{TcpListener, TcpStream};
+//! use wsmachine::adapter::blocking::WebSocket;
+//! use wsmachine::handshake::{Accept, ClientRequest, Reject};
+//! use wsmachine::{CloseCode, Config, OwnedEvent};
+//!
+//! let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+//! let addr = listener.local_addr().unwrap();
+//! let server = std::thread::spawn(move || -> Result<(), wsmachine::adapter::Error> {
+//!     let (stream, _) = listener.accept()?;
+//!     let mut ws = WebSocket::accept_with(stream, Config::default(), |request| {
+//!         match request.protocols().any(|p| p == "echo") {
+//!             true => Ok(Accept::new().protocol("echo")),
+//!             false => Err(Reject::new(400)),
+//!         }
+//!     })?;
+//!     loop {
+//!         match ws.recv()? {
+//!             OwnedEvent::Text(text) => ws.send_text(&text)?,
+//!             OwnedEvent::Binary(data) => ws.send_binary(&data)?,
+//!             // RFC 6455 §7.1.1: the server closes the TCP connection first.
+//!             OwnedEvent::Closed(_) => return ws.close_transport(),
+//!             _ => {} // pings are answered by the connection
+//!         }
+//!     }
+//! });
+//!
+//! let request = ClientRequest::new(&format!("ws://{addr}/")).unwrap().protocol("echo");
+//! let mut ws = WebSocket::connect(TcpStream::connect(addr).unwrap(), &request, Config::default()).unwrap();
+//! assert_eq!(ws.connection().negotiated().protocol.as_deref(), Some("echo"));
+//! ws.send_text("hello").unwrap();
+//! assert_eq!(ws.recv().unwrap(), OwnedEvent::Text("hello".into()));
+//! ws.close(CloseCode::NORMAL, "done").unwrap();
+//! let OwnedEvent::Closed(info) = ws.recv().unwrap() else { panic!("the close echo") };
+//! assert!(info.is_clean());
+//! ws.close_transport().unwrap();
+//! server.join().unwrap().unwrap();
+//! # }
+//! ```
+//!
+//! ## A complete tokio example
+//!
+//! The same with tokio (feature `tokio`): `recv` is cancel-safe, so it can sit
+//! in a `select!` beside a shutdown signal or a timer.
+//!
+//! ```
+//! # #[cfg(feature = "tokio")]
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use tokio::net::{TcpListener, TcpStream};
+//! use wsmachine::adapter::tokio::WebSocket;
+//! use wsmachine::handshake::ClientRequest;
+//! use wsmachine::{CloseCode, Config, OwnedEvent};
+//!
+//! let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+//! let addr = listener.local_addr().unwrap();
+//! let server = tokio::spawn(async move {
+//!     let (stream, _) = listener.accept().await?;
+//!     let mut ws = WebSocket::accept(stream, Config::default()).await?;
+//!     loop {
+//!         match ws.recv().await? {
+//!             OwnedEvent::Text(text) => ws.send_text(&text).await?,
+//!             OwnedEvent::Binary(data) => ws.send_binary(&data).await?,
+//!             OwnedEvent::Closed(_) => return ws.close_transport().await,
+//!             _ => {}
+//!         }
+//!     }
+//! });
+//!
+//! let request = ClientRequest::new(&format!("ws://{addr}/")).unwrap();
+//! let stream = TcpStream::connect(addr).await.unwrap();
+//! let mut ws = WebSocket::connect(stream, &request, Config::default()).await.unwrap();
+//! ws.send_binary(&[1, 2, 3]).await.unwrap();
+//! assert_eq!(ws.recv().await.unwrap(), OwnedEvent::Binary(vec![1, 2, 3]));
+//! ws.close(CloseCode::NORMAL, "").await.unwrap();
+//! assert!(matches!(ws.recv().await.unwrap(), OwnedEvent::Closed(info) if info.is_clean()));
+//! ws.close_transport().await.unwrap();
+//! server.await.unwrap().unwrap();
+//! # });
+//! ```
+//!
+//! ## Writing an adapter for another runtime
+//!
+//! An adapter is the run loop above, with these rules (the two in
+//! `src/adapter/` follow them and are short enough to copy from):
+//!
+//! 1. **Read into [`Connection::recv_buffer`]**, then [`Connection::commit_recv`]
+//!    with the count, `0` if the read failed or was cancelled. Its first read
+//!    into an idle connection is small ([`Config::retain_buffer_size`]), so an
+//!    idle connection holds no buffer: loop, do not assume a size. Or copy in
+//!    with [`Connection::handle_read`]. A read of 0 bytes is
+//!    [`Connection::handle_eof`].
+//! 2. **Give it the time** with [`Connection::handle_timeout`] before each
+//!    read is committed and when [`Connection::poll_timeout`] passes; wait on
+//!    that deadline beside the read.
+//! 3. **Drain events, then transmits**, after every input and command.
+//!    [`Connection::has_event`] tells, without handing one out, whether an
+//!    event is ready (useful to flush before blocking in a read).
+//! 4. **Write [`Connection::poll_transmit`]** and report each write with
+//!    [`Connection::transmitted`]; partial writes are fine. For large messages,
+//!    [`Connection::send_vectored`] hands out the frame header and the
+//!    caller's payload for one vectored write, and queues what was not
+//!    written if the write is cancelled.
+//! 5. **Respect backpressure**: a send refused with
+//!    [`UsageError::SendBufferFull`] means "write out what is queued, then
+//!    retry" ([`Config::max_send_buffer`]).
+//! 6. **Close the transport when [`Connection::should_close_transport`]** says
+//!    so, after writing what is queued: at once for a server, after the
+//!    server's end of stream (or the close timeout) for a client
+//!    (RFC 6455 §7.1.1).
+//!
+//! Cancellation is safe at any await point so long as the connection is
+//! never left with a read it was not told about: commit what a read
+//! returned, and nothing else is lost, since every byte accepted is held by
+//! the connection until it is handed out or sent.
+//!
+//! ## Testing your code
+//!
+//! The features `testing`, `proptest` and `arbitrary` are for users' tests:
+//!
+//! - `testing`: `testing::Pair`, a client and a server wired back to back in
+//!   memory, with a virtual clock: write part of what a side queued, deliver
+//!   any number of bytes as one read, end or cut a stream mid-frame, jump the
+//!   time and fire the timers. Every run is deterministic.
+//! - `proptest`: `strategy`, with strategies for frames a role may send,
+//!   messages (multilingual text, binary), fragmentations, close frames and
+//!   read splits.
+//! - `arbitrary`: `Arbitrary` for [`frame::OwnedFrame`], [`frame::FrameHeader`],
+//!   [`message::Message`], [`message::Fragmented`], [`CloseFrame`] and friends,
+//!   for fuzz targets that take them as input.
+//!
+//! [`message::Message`] and [`message::Fragmented`] send themselves on a
+//! connection and compare with [`OwnedEvent`]s, so a property reads as one
+//! line: what was sent is what arrived.
 //!
 //! ## Features
 //!
@@ -138,6 +293,8 @@
 //! - `http`: the opening handshake on the `http` crate's types, for a server or
 //!   client whose HTTP stack (hyper, axum, ...) reads and writes the handshake;
 //!   then [`Connection::open_server_negotiated`] takes over the upgraded stream.
+//!   Also RFC 8441 (WebSocket over an HTTP/2 stream): see [`handshake`].
+//! - `testing`, `proptest`, `arbitrary`: test kits for users (above).
 #![cfg_attr(not(feature = "std"), no_std)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_code)]

@@ -7,9 +7,64 @@
 //!
 //! With the `http` feature the same validation works on the types of the
 //! `http` crate, for a handshake that another HTTP stack (hyper, axum, ...)
-//! reads and writes: `Request::from_http`, `accept_response_http` and
-//! `Reject::into_http` on the server, `ClientRequest::to_http` and
+//! reads and writes: `Request::from_http`, `accept_http` (or the lower-level
+//! `accept_response_http`) and `Reject::into_http` on the server, `ClientRequest::to_http` and
 //! `validate_http_response` on the client.
+//!
+//! ## WebSocket over HTTP/2 (RFC 8441), feature `http`
+//!
+//! Over HTTP/2 a WebSocket is one stream. The client opens it with a
+//! `CONNECT` request whose `:protocol` pseudo-header is `websocket` (on a
+//! connection where the server sent `SETTINGS_ENABLE_CONNECT_PROTOCOL`),
+//! `:scheme`, `:path` and `:authority`, and `sec-websocket-version: 13`; the
+//! server accepts with a 2xx. There is no `Sec-WebSocket-Key` and no
+//! `Sec-WebSocket-Accept`, no `Upgrade` and no `Connection` field; the
+//! subprotocol and extension fields (permessage-deflate included) work as in
+//! RFC 6455. Then the stream's DATA frames carry WebSocket frames, which a
+//! [`Connection`](crate::Connection) made with
+//! [`open_server_negotiated`](crate::Connection::open_server_negotiated) or
+//! [`open_client_negotiated`](crate::Connection::open_client_negotiated)
+//! reads and writes like any byte stream.
+//!
+//! The `http` crate has no place for `:protocol`: HTTP/2 libraries carry it
+//! beside the request (the `h2` crate as the `h2::ext::Protocol` extension),
+//! so it is passed to [`Request::from_extended_connect`] on its own, and set
+//! by the caller on the request [`ClientRequest::to_extended_connect`] builds.
+//! `examples/h2.rs` runs a server and a client over the `h2` crate.
+//!
+//! ```
+//! # #[cfg(feature = "http")] {
+//! use wsmachine::handshake::{
+//!     Accept, ClientRequest, Request, WEBSOCKET_PROTOCOL, accept_extended_connect,
+//!     validate_http_response,
+//! };
+//! use wsmachine::{Config, Connection, SeededEntropy};
+//!
+//! // The client's request (the caller adds `:protocol`, see above).
+//! let client = ClientRequest::new("wss://example.com/chat").unwrap().protocol("chat");
+//! let (request, expected) = client.to_extended_connect(&Config::default()).unwrap();
+//! assert_eq!(request.method(), "CONNECT");
+//! assert_eq!(request.uri(), "https://example.com/chat");
+//! assert_eq!(request.headers()["sec-websocket-version"], "13");
+//! assert!(request.headers().get("sec-websocket-key").is_none());
+//!
+//! // The server validates it, and answers 200 with what it negotiated.
+//! let offer = Request::from_extended_connect(&request, Some(WEBSOCKET_PROTOCOL)).unwrap();
+//! let (response, negotiated) =
+//!     accept_extended_connect(&offer, &Accept::new().protocol("chat"), &Config::default()).unwrap();
+//! assert_eq!(response.status(), 200);
+//! assert_eq!(response.headers()["sec-websocket-protocol"], "chat");
+//! let server = Connection::open_server_negotiated(Config::default(), negotiated);
+//!
+//! // The client checks the answer; both sides then speak frames on the stream.
+//! let negotiated = validate_http_response(&response, &expected).unwrap();
+//! let client = Connection::open_client_negotiated(Config::default(), SeededEntropy::new(1), &expected, negotiated);
+//! assert_eq!(client.negotiated().protocol.as_deref(), Some("chat"));
+//! # #[cfg(feature = "deflate")]
+//! assert!(client.negotiated().extensions.as_deref().unwrap().starts_with("permessage-deflate"));
+//! assert!(client.is_open() && server.is_open());
+//! # }
+//! ```
 
 mod client;
 #[cfg(feature = "http")]
