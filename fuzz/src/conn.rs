@@ -301,6 +301,13 @@ struct Observer {
     to_answer: Option<Option<String>>,
     /// Bytes on the wire when the `Closed` event was handed out.
     closed_wire: Option<usize>,
+    /// permessage-deflate is in force (a request may offer it by hand): a
+    /// streamed piece is then inflated output, up to `read_buffer_size`,
+    /// and a few input bytes may make many events.
+    compressed: bool,
+    read_buffer: usize,
+    /// Message bytes handed out so far.
+    delivered: usize,
 }
 
 impl Observer {
@@ -310,6 +317,9 @@ impl Observer {
             opened: handshake == Handshake::Off,
             to_answer: None,
             closed_wire: None,
+            compressed: false,
+            read_buffer: config.read_buffer_size.max(1),
+            delivered: 0,
             mode: config.mode,
             max_frame: config.max_frame_size,
             max_message: config.max_message_size,
@@ -324,12 +334,18 @@ impl Observer {
 
     /// Drains every event, then every transmit (in pieces if `piecewise`).
     fn drain(&mut self, conn: &mut Connection, piecewise: bool) {
+        self.compressed = conn
+            .negotiated()
+            .extensions
+            .as_deref()
+            .is_some_and(|e| e.contains("permessage-deflate"));
         while let Some(event) = conn.poll_event() {
             assert!(!self.closed, "an event after Closed: {event:?}");
             self.events += 1;
-            // Each event but the last takes at least one byte of input.
+            // Each event but the last takes at least one byte of input, or
+            // (inflating) hands out at least one byte.
             assert!(
-                self.events <= self.fed + 1,
+                self.events <= self.fed + 1 + if self.compressed { self.delivered } else { 0 },
                 "{} events from {} bytes",
                 self.events,
                 self.fed
@@ -419,6 +435,7 @@ impl Observer {
                     "a whole message in streaming mode"
                 );
                 assert!(text.len() as u64 <= self.max_message, "text over the limit");
+                self.delivered += text.len();
                 Seen::Text(text.into())
             }
             Event::Binary(data) => {
@@ -431,6 +448,7 @@ impl Observer {
                     data.len() as u64 <= self.max_message,
                     "binary over the limit"
                 );
+                self.delivered += data.len();
                 Seen::Binary(data.into())
             }
             Event::Fragment(piece) => {
@@ -442,12 +460,20 @@ impl Observer {
                 let len = piece.data.len();
                 // A piece is part of one frame, and of what one read brought in
                 // (plus at most an unfinished header kept from the read before).
-                assert!(len as u64 <= self.max_frame, "piece over max_frame_size");
-                assert!(
-                    len < self.last_read + MAX_HEADER_LEN,
-                    "piece of {len} bytes from a read of {}",
-                    self.last_read
-                );
+                self.delivered += len;
+                if self.compressed {
+                    assert!(
+                        len <= self.read_buffer,
+                        "an inflated piece over the read buffer"
+                    );
+                } else {
+                    assert!(len as u64 <= self.max_frame, "piece over max_frame_size");
+                    assert!(
+                        len < self.last_read + MAX_HEADER_LEN,
+                        "piece of {len} bytes from a read of {}",
+                        self.last_read
+                    );
+                }
                 assert!(len > 0 || piece.last, "an empty piece that is not the last");
                 let (kind, bytes) = crate::continue_streamed(&mut self.streaming, &piece);
                 assert!(
