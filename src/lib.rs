@@ -294,6 +294,10 @@
 //!   client whose HTTP stack (hyper, axum, ...) reads and writes the handshake;
 //!   then [`Connection::open_server_negotiated`] takes over the upgraded stream.
 //!   Also RFC 8441 (WebSocket over an HTTP/2 stream): see [`handshake`].
+//! - `rustls`: `wss://` in the adapters' URL connectors
+//!   (`adapter::Connector`, `adapter::tokio::connect`,
+//!   `adapter::blocking::connect`), with rustls and the webpki-roots trust
+//!   anchors, or a `rustls::ClientConfig` of your own.
 //! - `testing`, `proptest`, `arbitrary`: test kits for users (above).
 #![cfg_attr(not(feature = "std"), no_std)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

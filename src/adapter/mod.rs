@@ -8,13 +8,48 @@
 //!
 //! Both write what the core queued before they hand an event to the
 //! application, so a pong or the echo of a close is never left behind.
+//!
+//! ## Connecting from a URL
+//!
+//! Each adapter's `connect` takes a stream the caller opened. To go from a
+//! URL instead, [`Connector`] resolves the host, opens the TCP connection,
+//! runs TLS for `wss://` (feature `rustls`) and the opening handshake within a
+//! timeout, and follows redirects: `adapter::tokio::connect` and
+//! `adapter::blocking::connect` with the defaults, or a configured
+//! [`Connector`]'s `connect_tokio` and `connect_blocking`. Custom header
+//! fields, subprotocols and the origin come from the
+//! [`ClientRequest`](crate::handshake::ClientRequest).
+//!
+//! ```no_run
+//! # #[cfg(feature = "blocking")] {
+//! use std::time::Duration;
+//! use wsmachine::adapter::Connector;
+//! use wsmachine::handshake::ClientRequest;
+//! use wsmachine::{Config, OwnedEvent};
+//!
+//! let request = ClientRequest::new("ws://example.com/feed")?.header("Cookie", "session=1");
+//! let mut ws = Connector::new()
+//!     .connect_timeout(Duration::from_secs(3))
+//!     .connect_blocking(&request, Config::default())?;
+//! ws.send_text("subscribe")?;
+//! if let OwnedEvent::Text(text) = ws.recv()? {
+//!     println!("{text}");
+//! }
+//! # }
+//! # Ok::<_, Box<dyn std::error::Error>>(())
+//! ```
 
 #[cfg(feature = "blocking")]
 #[cfg_attr(docsrs, doc(cfg(feature = "blocking")))]
 pub mod blocking;
+mod connect;
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub mod tokio;
+
+use std::time::Duration;
+
+pub use connect::Connector;
 
 use crate::Entropy;
 
@@ -85,6 +120,42 @@ pub enum Error {
     /// The server's application refused the upgrade with this HTTP status.
     #[error("the upgrade request was rejected with HTTP {0}")]
     Rejected(u16),
+    /// A [`Connector`] did not connect within its
+    /// [`connect_timeout`](Connector::connect_timeout) (this duration).
+    #[error("could not connect within {0:?}")]
+    ConnectTimeout(Duration),
+    /// A [`Connector`] was redirected once more than its
+    /// [`max_redirects`](Connector::max_redirects), here to `location`.
+    #[error("more than {max} redirects (the next one to {location})")]
+    TooManyRedirects {
+        /// The maximum.
+        max: u8,
+        /// The `Location` of the redirect not followed.
+        location: String,
+    },
+    /// A [`Connector`] refused a redirect from `wss` to `ws`: TLS is never
+    /// dropped on the server's say-so.
+    #[error("refused a redirect from wss to the insecure {location}")]
+    InsecureRedirect {
+        /// The `Location` of the redirect.
+        location: String,
+    },
+    /// A [`Connector`] was redirected to a URL it cannot use (not a `ws`,
+    /// `wss`, `http` or `https` URL, or not valid).
+    #[error("cannot follow the redirect to {location}: {source}")]
+    InvalidRedirect {
+        /// The `Location` of the redirect.
+        location: String,
+        /// What is wrong with it.
+        source: crate::handshake::UriError,
+    },
+    /// A [`Connector`] was given (or redirected to) a `wss://` URL without
+    /// the `rustls` feature: enable it, or open the TLS stream yourself and
+    /// give it to the adapter's `WebSocket::connect`.
+    #[error(
+        "wss:// needs TLS: enable the `rustls` feature, or give a TLS stream to WebSocket::connect"
+    )]
+    TlsUnavailable,
 }
 
 /// What an adapter's handshake loop does next.

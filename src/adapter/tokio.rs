@@ -24,6 +24,20 @@
 //! }
 //! # Ok(()) }
 //! ```
+//!
+//! Or from the URL alone, with [`connect`] (or a configured
+//! [`Connector`]'s [`connect_tokio`](Connector::connect_tokio)), which opens
+//! the TCP connection, and TLS for `wss://` (feature `rustls`), itself:
+//!
+//! ```no_run
+//! use wsmachine::{Config, adapter::tokio::connect, handshake::ClientRequest};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let request = ClientRequest::new("ws://127.0.0.1:9001/")?.header("X-Client", "demo");
+//! let mut ws = connect(&request, Config::default()).await?;
+//! ws.send_text("hello").await?;
+//! # Ok(()) }
+//! ```
 
 use std::io::ErrorKind;
 use std::time::Duration;
@@ -36,7 +50,11 @@ use ::tokio::time::{Instant, Sleep};
 
 use ::tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::{Error, NoDecision, OsEntropy, Step, VECTORED_MIN, handshake_step};
+use ::tokio::io::ReadBuf;
+use ::tokio::net::TcpStream;
+
+use super::connect::dns_host;
+use super::{Connector, Error, NoDecision, OsEntropy, Step, VECTORED_MIN, handshake_step};
 use crate::handshake::{Accept, ClientRequest, Reject, Request};
 use crate::{CloseCode, Config, Connection, Event, MessageKind, OwnedEvent};
 
@@ -353,4 +371,197 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     pub fn into_parts(self) -> (S, Connection) {
         (self.stream, self.conn)
     }
+}
+
+/// A TCP stream, or a TLS stream over one: the stream of a WebSocket that
+/// [`connect`] opened.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum MaybeTlsStream {
+    /// A `ws://` connection.
+    Plain(TcpStream),
+    /// A `wss://` connection.
+    #[cfg(feature = "rustls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rustls")))]
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl MaybeTlsStream {
+    /// The TCP stream (for socket options such as `TCP_NODELAY`).
+    pub fn get_ref(&self) -> &TcpStream {
+        match self {
+            Self::Plain(tcp) => tcp,
+            #[cfg(feature = "rustls")]
+            Self::Tls(tls) => tls.get_ref().0,
+        }
+    }
+}
+
+impl AsyncRead for MaybeTlsStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(tcp) => Pin::new(tcp).poll_read(cx, buf),
+            #[cfg(feature = "rustls")]
+            Self::Tls(tls) => Pin::new(tls.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for MaybeTlsStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(tcp) => Pin::new(tcp).poll_write(cx, buf),
+            #[cfg(feature = "rustls")]
+            Self::Tls(tls) => Pin::new(tls.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(tcp) => Pin::new(tcp).poll_write_vectored(cx, bufs),
+            #[cfg(feature = "rustls")]
+            Self::Tls(tls) => Pin::new(tls.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Self::Plain(tcp) => tcp.is_write_vectored(),
+            #[cfg(feature = "rustls")]
+            Self::Tls(tls) => tls.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(tcp) => Pin::new(tcp).poll_flush(cx),
+            #[cfg(feature = "rustls")]
+            Self::Tls(tls) => Pin::new(tls.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(tcp) => Pin::new(tcp).poll_shutdown(cx),
+            #[cfg(feature = "rustls")]
+            Self::Tls(tls) => Pin::new(tls.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Client: connects to the URL of `request` with the defaults of
+/// [`Connector::new`] (a 10 s timeout, up to 5 redirects), TLS for
+/// `wss://` included (feature `rustls`). See [`Connector::connect_tokio`].
+pub async fn connect(
+    request: &ClientRequest,
+    config: Config,
+) -> Result<WebSocket<MaybeTlsStream>, Error> {
+    Connector::new().connect_tokio(request, config).await
+}
+
+impl Connector {
+    /// Client, on tokio: resolves the host of `request`, connects to the first
+    /// of its addresses that answers, runs TLS for `wss://` and the opening
+    /// handshake, and follows redirects, all within the
+    /// [`connect_timeout`](Self::connect_timeout).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ConnectTimeout`], [`Error::TooManyRedirects`],
+    /// [`Error::InsecureRedirect`], [`Error::InvalidRedirect`] and
+    /// [`Error::TlsUnavailable`] as the [`Connector`] says; [`Error::Io`]
+    /// when no address could be connected to or TLS failed;
+    /// [`Error::WebSocket`] when the handshake failed (a non-101 answer
+    /// that is not followed is a
+    /// [`HandshakeError::Rejected`](crate::handshake::HandshakeError::Rejected)).
+    #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+    pub async fn connect_tokio(
+        &self,
+        request: &ClientRequest,
+        config: Config,
+    ) -> Result<WebSocket<MaybeTlsStream>, Error> {
+        let limit = self.timeout();
+        let hops = async {
+            let mut current = request.clone();
+            let mut redirects = 0;
+            loop {
+                match self.hop_tokio(&current, config.clone()).await {
+                    Ok(ws) => return Ok(ws),
+                    Err(e) => current = self.follow(&current, &mut redirects, e)?,
+                }
+            }
+        };
+        ::tokio::time::timeout(limit, hops)
+            .await
+            .unwrap_or(Err(Error::ConnectTimeout(limit)))
+    }
+
+    /// One connection and its opening handshake.
+    async fn hop_tokio(
+        &self,
+        request: &ClientRequest,
+        config: Config,
+    ) -> Result<WebSocket<MaybeTlsStream>, Error> {
+        // A request that cannot be sent fails before any I/O.
+        let conn = Connection::client(request, config, OsEntropy::new())?;
+        #[cfg(feature = "rustls")]
+        let tls = match request.is_secure() {
+            true => Some((self.tls()?, super::connect::server_name(request)?)),
+            false => None,
+        };
+        #[cfg(not(feature = "rustls"))]
+        if request.is_secure() {
+            return Err(Error::TlsUnavailable);
+        }
+        let tcp = tcp_connect(request).await?;
+        #[cfg(feature = "rustls")]
+        let stream = match tls {
+            Some((config, name)) => MaybeTlsStream::Tls(Box::new(
+                tokio_rustls::TlsConnector::from(config)
+                    .connect(name, tcp)
+                    .await?,
+            )),
+            None => MaybeTlsStream::Plain(tcp),
+        };
+        #[cfg(not(feature = "rustls"))]
+        let stream = MaybeTlsStream::Plain(tcp);
+        let mut ws = WebSocket::from_connection(stream, conn);
+        ws.handshake(&mut None::<NoDecision>).await?;
+        Ok(ws)
+    }
+}
+
+/// A TCP connection to the first address of the request's host that answers.
+async fn tcp_connect(request: &ClientRequest) -> std::io::Result<TcpStream> {
+    let mut last = None;
+    for addr in ::tokio::net::lookup_host((dns_host(request), request.port())).await? {
+        match TcpStream::connect(addr).await {
+            Ok(tcp) => return Ok(tcp),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            ErrorKind::NotFound,
+            format!("no address for {}", request.host()),
+        )
+    }))
 }

@@ -137,6 +137,30 @@ impl ClientRequest {
         })
     }
 
+    /// This request aimed at another `ws://` or `wss://` URI, with the same
+    /// origin, subprotocols, extension offers and header fields: the next hop
+    /// of a redirect. Credentials (`Authorization`, `Proxy-Authorization`,
+    /// `Cookie`) are dropped when the hop goes to another host or port, as
+    /// HTTP clients do: a redirect must not hand them to a third party.
+    #[cfg(any(feature = "blocking", feature = "tokio"))]
+    pub(crate) fn retarget(&self, uri: &str) -> Result<Self, UriError> {
+        let target = Self::new(uri)?;
+        let same_host = target.host.eq_ignore_ascii_case(&self.host) && target.port == self.port;
+        let mut next = Self {
+            secure: target.secure,
+            host: target.host,
+            port: target.port,
+            resource: target.resource,
+            ..self.clone()
+        };
+        if !same_host {
+            const CREDENTIALS: [&str; 3] = ["authorization", "proxy-authorization", "cookie"];
+            next.headers
+                .retain(|(name, _)| !CREDENTIALS.iter().any(|c| name.eq_ignore_ascii_case(c)));
+        }
+        Ok(next)
+    }
+
     /// Sets the `Origin` header (RFC 6455 §4.1 item 8, §10.2).
     pub fn origin(mut self, origin: &str) -> Self {
         self.origin = Some(String::from(origin));
@@ -452,4 +476,28 @@ pub(super) fn validate_response(
     #[cfg(feature = "deflate")]
     expected.deflate(&negotiated)?;
     Ok(negotiated)
+}
+
+#[cfg(all(test, any(feature = "blocking", feature = "tokio")))]
+mod tests {
+    use super::ClientRequest;
+
+    fn names(request: &ClientRequest) -> alloc::vec::Vec<&str> {
+        request.headers.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    #[test]
+    fn a_redirect_keeps_credentials_on_the_same_host_only() {
+        let request = ClientRequest::new("wss://a.example/start")
+            .unwrap()
+            .header("Authorization", "Bearer t")
+            .header("cookie", "s=1")
+            .header("X-Trace", "1");
+        let same = request.retarget("wss://A.example/next").unwrap();
+        assert_eq!(names(&same), ["Authorization", "cookie", "X-Trace"]);
+        for elsewhere in ["wss://b.example/next", "wss://a.example:8443/next"] {
+            let next = request.retarget(elsewhere).unwrap();
+            assert_eq!(names(&next), ["X-Trace"], "{elsewhere}");
+        }
+    }
 }
