@@ -458,22 +458,22 @@ impl Observer {
                     "a fragment in whole mode"
                 );
                 let len = piece.data.len();
-                // A piece is part of one frame, and of what one read brought in
-                // (plus at most an unfinished header kept from the read before).
                 self.delivered += len;
-                if self.compressed {
-                    assert!(
-                        len <= self.read_buffer,
-                        "an inflated piece over the read buffer"
-                    );
-                } else {
-                    assert!(len as u64 <= self.max_frame, "piece over max_frame_size");
-                    assert!(
-                        len < self.last_read + MAX_HEADER_LEN,
-                        "piece of {len} bytes from a read of {}",
-                        self.last_read
-                    );
-                }
+                // max_frame_size bounds frames on the wire, not inflated output.
+                assert!(
+                    self.compressed || len as u64 <= self.max_frame,
+                    "piece over max_frame_size"
+                );
+                // A piece is part of one frame, and of what one read brought
+                // in (plus at most an unfinished header kept from the read
+                // before); a piece of a compressed message is inflated
+                // output, bounded by the read buffer instead.
+                assert!(
+                    len < self.last_read + MAX_HEADER_LEN
+                        || (self.compressed && len <= self.read_buffer),
+                    "piece of {len} bytes from a read of {}",
+                    self.last_read
+                );
                 assert!(len > 0 || piece.last, "an empty piece that is not the last");
                 let (kind, bytes) = crate::continue_streamed(&mut self.streaming, &piece);
                 assert!(
