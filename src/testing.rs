@@ -41,6 +41,9 @@
 //! assert!(pair.client.is_closed() && pair.server.is_closed());
 //! assert!(matches!(at_client.last(), Some(OwnedEvent::Closed(info)) if info.is_clean()));
 //! assert!(matches!(at_server.last(), Some(OwnedEvent::Closed(info)) if info.is_clean()));
+//! // Both transports are closed (the server's first, RFC 6455 §7.1.1): nothing moves.
+//! assert!(pair.is_quiet());
+//! assert_eq!(pair.pump(), (vec![], vec![]));
 //!
 //! // Timers run on the virtual clock only: the client's keepalive ping.
 //! let mut client = Config::default();
@@ -367,10 +370,12 @@ impl Pair {
     }
 
     /// Whether nothing is waiting to move: no output queued on either side
-    /// (or a side's output is shut), no byte in flight, no end of stream
-    /// unreported.
+    /// and no side due to close its transport (or its output is shut), no
+    /// byte in flight, no end of stream unreported.
     pub fn is_quiet(&self) -> bool {
-        let idle = |conn: &Connection, pipe: &Pipe| conn.pending_transmit() == 0 || pipe.shut;
+        let idle = |conn: &Connection, pipe: &Pipe| {
+            pipe.shut || (conn.pending_transmit() == 0 && !conn.should_close_transport())
+        };
         idle(&self.client, &self.to_server)
             && idle(&self.server, &self.to_client)
             && [&self.to_client, &self.to_server]
@@ -391,18 +396,31 @@ impl Pair {
         for _ in 0..PUMP_ROUNDS {
             for side in [Side::Client, Side::Server] {
                 self.write(side, usize::MAX);
-                let conn = self.conn(side);
-                if conn.should_close_transport() && conn.pending_transmit() == 0 {
-                    self.shutdown(side);
-                }
             }
+            self.close_finished();
             at_server.extend(self.deliver(Side::Server, usize::MAX));
             at_client.extend(self.deliver(Side::Client, usize::MAX));
+            // A read may have finished a side (the close echo, end of stream).
+            self.close_finished();
             if self.is_quiet() {
                 return (at_client, at_server);
             }
         }
         panic!("the connections kept exchanging bytes for {PUMP_ROUNDS} rounds: {self:?}");
+    }
+}
+
+impl Pair {
+    /// Shuts the output of each side that
+    /// [`should_close_transport`](Connection::should_close_transport) and has
+    /// nothing left to send, as an adapter does.
+    fn close_finished(&mut self) {
+        for side in [Side::Client, Side::Server] {
+            let conn = self.conn(side);
+            if conn.should_close_transport() && conn.pending_transmit() == 0 {
+                self.shutdown(side);
+            }
+        }
     }
 }
 

@@ -250,3 +250,46 @@ fn a_websocket_runs_over_the_stream_the_helpers_opened() {
         assert_eq!(at_server, [OwnedEvent::Text("abc".repeat(1000))]);
     }
 }
+
+/// RFC 9113 §8.3.1: the authority is the host; a Host field that says
+/// otherwise is malformed, and two are refused.
+#[test]
+fn host_is_the_authority() {
+    let with_host = |host: &str| {
+        connect("https://example.com/chat")
+            .header("host", host)
+            .body(())
+            .unwrap()
+    };
+    let same = Request::from_extended_connect(&with_host("EXAMPLE.com"), Some(WEBSOCKET_PROTOCOL));
+    assert_eq!(same.unwrap().host(), "EXAMPLE.com");
+    let other =
+        Request::from_extended_connect(&with_host("evil.example"), Some(WEBSOCKET_PROTOCOL));
+    assert!(matches!(other, Err(HandshakeError::Malformed(_))));
+    let twice = connect("https://example.com/")
+        .header("host", "example.com")
+        .header("host", "example.com")
+        .body(())
+        .unwrap();
+    assert_eq!(
+        Request::from_extended_connect(&twice, Some(WEBSOCKET_PROTOCOL)).unwrap_err(),
+        HandshakeError::DuplicateHeader("host")
+    );
+}
+
+/// Connection-specific fields never reach an HTTP/2 message, in any case.
+#[test]
+fn connection_specific_fields_are_left_out() {
+    let client = ClientRequest::new("wss://example.com/")
+        .unwrap()
+        .header("Keep-Alive", "5")
+        .header("TE", "trailers")
+        .header("X-Kept", "1");
+    let (request, _) = client.to_extended_connect(&Config::default()).unwrap();
+    let names: Vec<&str> = request.headers().keys().map(|k| k.as_str()).collect();
+    assert!(
+        !names.contains(&"keep-alive") && !names.contains(&"te"),
+        "{names:?}"
+    );
+    assert!(names.contains(&"x-kept"));
+}

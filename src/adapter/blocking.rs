@@ -563,8 +563,9 @@ impl Connector {
             }
             Err(e) => return Err(e),
         }
+        // The handshake's deadline must not outlive it on the socket.
         stream.get_ref().set_write_timeout(None)?;
-        // The read timeout is set again before the next read.
+        stream.get_ref().set_read_timeout(None)?;
         Ok(WebSocket {
             stream,
             conn,
@@ -577,16 +578,19 @@ impl Connector {
 /// A TCP connection to the first address of the request's host that answers,
 /// or `None` once `deadline` has passed.
 fn tcp_connect(request: &ClientRequest, deadline: Instant) -> Option<std::io::Result<TcpStream>> {
-    let addrs = match (dns_host(request), request.port()).to_socket_addrs() {
-        Ok(addrs) => addrs,
+    let addrs: Vec<_> = match (dns_host(request), request.port()).to_socket_addrs() {
+        Ok(addrs) => addrs.collect(),
         Err(e) => return Some(Err(e)),
     };
     let mut last = None;
-    for addr in addrs {
+    for (i, addr) in addrs.iter().enumerate() {
         let left = deadline
             .checked_duration_since(Instant::now())
             .filter(|d| !d.is_zero())?;
-        match TcpStream::connect_timeout(&addr, left) {
+        // Each address gets its share of the time left, so that one that
+        // drops packets (a broken IPv6 route) leaves time for the next.
+        let share = left / u32::try_from(addrs.len() - i).unwrap_or(u32::MAX);
+        match TcpStream::connect_timeout(addr, share.max(Duration::from_millis(1))) {
             Ok(tcp) => return Some(Ok(tcp)),
             Err(e) => last = Some(e),
         }

@@ -499,11 +499,12 @@ impl Connector {
         config: Config,
     ) -> Result<WebSocket<MaybeTlsStream>, Error> {
         let limit = self.timeout();
+        let deadline = ::tokio::time::Instant::now() + limit;
         let hops = async {
             let mut current = request.clone();
             let mut redirects = 0;
             loop {
-                match self.hop_tokio(&current, config.clone()).await {
+                match self.hop_tokio(&current, config.clone(), deadline).await {
                     Ok(ws) => return Ok(ws),
                     Err(e) => current = self.follow(&current, &mut redirects, e)?,
                 }
@@ -519,6 +520,7 @@ impl Connector {
         &self,
         request: &ClientRequest,
         config: Config,
+        deadline: ::tokio::time::Instant,
     ) -> Result<WebSocket<MaybeTlsStream>, Error> {
         // A request that cannot be sent fails before any I/O.
         let conn = Connection::client(request, config, OsEntropy::new())?;
@@ -531,7 +533,7 @@ impl Connector {
         if request.is_secure() {
             return Err(Error::TlsUnavailable);
         }
-        let tcp = tcp_connect(request).await?;
+        let tcp = tcp_connect(request, deadline).await?;
         #[cfg(feature = "rustls")]
         let stream = match tls {
             Some((config, name)) => MaybeTlsStream::Tls(Box::new(
@@ -550,12 +552,23 @@ impl Connector {
 }
 
 /// A TCP connection to the first address of the request's host that answers.
-async fn tcp_connect(request: &ClientRequest) -> std::io::Result<TcpStream> {
+async fn tcp_connect(
+    request: &ClientRequest,
+    deadline: ::tokio::time::Instant,
+) -> std::io::Result<TcpStream> {
+    let addrs: Vec<_> = ::tokio::net::lookup_host((dns_host(request), request.port()))
+        .await?
+        .collect();
     let mut last = None;
-    for addr in ::tokio::net::lookup_host((dns_host(request), request.port())).await? {
-        match TcpStream::connect(addr).await {
-            Ok(tcp) => return Ok(tcp),
-            Err(e) => last = Some(e),
+    for (i, addr) in addrs.iter().enumerate() {
+        // Each address gets its share of the time left, so that one that
+        // drops packets (a broken IPv6 route) leaves time for the next.
+        let left = deadline.saturating_duration_since(::tokio::time::Instant::now());
+        let share = left / u32::try_from(addrs.len() - i).unwrap_or(u32::MAX);
+        match ::tokio::time::timeout(share, TcpStream::connect(addr)).await {
+            Ok(Ok(tcp)) => return Ok(tcp),
+            Ok(Err(e)) => last = Some(e),
+            Err(_) => last = Some(ErrorKind::TimedOut.into()),
         }
     }
     Err(last.unwrap_or_else(|| {

@@ -16,8 +16,23 @@ use crate::{Config, UsageError};
 /// (RFC 8441 §4).
 pub const WEBSOCKET_PROTOCOL: &str = "websocket";
 
-/// Fields of the HTTP/1.1 upgrade that RFC 8441 §5 does not use.
-const HTTP1_ONLY: [&str; 4] = ["Host", "Upgrade", "Connection", "Sec-WebSocket-Key"];
+/// Fields of the HTTP/1.1 upgrade that RFC 8441 §5 does not use, and the
+/// connection-specific fields HTTP/2 forbids (RFC 9113 §8.2.2): left out of
+/// what is built, whoever added them.
+const HTTP1_ONLY: [&str; 8] = [
+    "host",
+    "upgrade",
+    "connection",
+    "sec-websocket-key",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+];
+
+fn http1_only(name: &str) -> bool {
+    HTTP1_ONLY.iter().any(|f| f.eq_ignore_ascii_case(name))
+}
 
 impl Request {
     /// Validates an extended CONNECT (RFC 8441 §4, §5) that an HTTP/2 stack
@@ -55,10 +70,21 @@ impl Request {
         if headers.get("origin").is_some_and(|o| !o.is_ascii()) {
             return Err(HandshakeError::Malformed("the Origin header is not ASCII"));
         }
-        if headers.get("host").is_none() {
-            headers
+        // RFC 9113 §8.3.1: a Host that differs from :authority is malformed;
+        // the host an allow-list sees is the authority.
+        headers.at_most_once("host")?;
+        match headers.get("host") {
+            Some(host)
+                if !host
+                    .trim_ascii()
+                    .eq_ignore_ascii_case(authority.as_str().as_bytes()) =>
+            {
+                return Err(HandshakeError::Malformed("Host differs from :authority"));
+            }
+            Some(_) => {}
+            None => headers
                 .fields
-                .push((String::from("host"), authority.as_str().as_bytes().to_vec()));
+                .push((String::from("host"), authority.as_str().as_bytes().to_vec())),
         }
         Ok(Request {
             path: String::from(uri.path_and_query().map_or("/", |p| p.as_str())),
@@ -89,7 +115,7 @@ pub fn accept_extended_connect(
     *response.version_mut() = Version::HTTP_2;
     let mut valid = true;
     accept_fields(request, accept, extensions.as_deref(), |name, value| {
-        if !HTTP1_ONLY.contains(&name) && name != "Sec-WebSocket-Accept" {
+        if !http1_only(name) && !name.eq_ignore_ascii_case("sec-websocket-accept") {
             valid &= append(response.headers_mut(), name, value);
         }
     })?;
@@ -138,7 +164,7 @@ impl ClientRequest {
         *request.uri_mut() = Uri::try_from(uri).map_err(|_| UsageError::InvalidHeader)?;
         let mut valid = true;
         this.fields("", |name, value| {
-            if !HTTP1_ONLY.contains(&name) {
+            if !http1_only(name) {
                 valid &= append(request.headers_mut(), name, value);
             }
         });

@@ -220,8 +220,10 @@ impl Response {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum HandshakeError {
-    /// RFC 6455 §4.1 step 1: the server answered with a status other than 101.
-    #[error("the server answered {} instead of 101", .0.status)]
+    /// RFC 6455 §4.1 step 1: the server answered with a status other than
+    /// 101 (other than 2xx to an RFC 8441 extended CONNECT): it did not
+    /// accept the WebSocket.
+    #[error("the server did not accept the WebSocket: status {}", .0.status)]
     Rejected(Box<Response>),
     /// The HTTP message is not valid HTTP/1.1 (400).
     #[error("malformed HTTP message: {0}")]
