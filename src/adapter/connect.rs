@@ -101,7 +101,10 @@ impl Connector {
     }
 
     /// The TLS settings for `wss://` URLs (trust roots, client certificates,
-    /// ALPN, ...), instead of the default that trusts the webpki-roots.
+    /// ...), instead of the default that trusts the webpki-roots. The
+    /// upgrade is HTTP/1.1: offer no ALPN, or only `http/1.1` (a server that
+    /// picked `h2` would expect HTTP/2). A client certificate goes to every
+    /// `wss` host a redirect names; set `max_redirects(0)` if it must not.
     #[cfg(feature = "rustls")]
     #[cfg_attr(docsrs, doc(cfg(feature = "rustls")))]
     pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {

@@ -301,8 +301,10 @@ impl Connection {
     /// [`ClientRequest::to_extended_connect`](crate::handshake::ClientRequest::to_extended_connect)),
     /// with `expected` from the request and `negotiated` from
     /// [`validate_http_response`](crate::handshake::validate_http_response).
-    /// A permessage-deflate agreement in `negotiated.extensions` is applied.
-    /// `entropy` supplies masking keys. No [`Event::Open`] is handed out.
+    /// A permessage-deflate agreement in `negotiated.extensions` is applied;
+    /// `negotiated` must be what that validation returned for `expected`
+    /// (an extension it did not check is not applied). `entropy` supplies
+    /// masking keys. No [`Event::Open`] is handed out.
     /// See the [`handshake`](crate::handshake) module's RFC 8441 example.
     pub fn open_client_negotiated(
         config: Config,

@@ -39,10 +39,13 @@ impl Request {
     /// read, given the value of its `:protocol` pseudo-header: the method is
     /// `CONNECT`, `:protocol` is `websocket`
     /// ([`HandshakeError::NotExtendedConnect`] otherwise), the URI has a
-    /// scheme, an authority and a path (the `:scheme`, `:authority` and
-    /// `:path` pseudo-headers), and `sec-websocket-version` is 13
+    /// scheme and an authority (the `:scheme` and `:authority`
+    /// pseudo-headers; the HTTP/2 library checks that `:path` is there, which
+    /// the `http` crate's URI cannot tell from `/`), a `host` field, if any,
+    /// is the authority, and `sec-websocket-version` is 13
     /// ([`HandshakeError::UnsupportedVersion`]). [`host`](Self::host) is the
-    /// authority, [`path`](Self::path) the path and query. See the
+    /// authority, [`path`](Self::path) the path and query, and
+    /// [`key`](Self::key) is empty (RFC 8441 has none). See the
     /// [`handshake`](crate::handshake) module docs for an example.
     #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
     pub fn from_extended_connect<B>(

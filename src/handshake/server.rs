@@ -55,7 +55,9 @@ impl Request {
             .filter_map(|t| core::str::from_utf8(t).ok())
     }
 
-    /// The `Sec-WebSocket-Key` as sent.
+    /// The `Sec-WebSocket-Key` as sent; empty for an RFC 8441 extended
+    /// CONNECT, which has none (answer it with
+    /// [`accept_extended_connect`](super::accept_extended_connect), not a 101).
     pub fn key(&self) -> &str {
         &self.key
     }
