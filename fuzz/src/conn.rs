@@ -334,12 +334,16 @@ impl Observer {
 
     /// Drains every event, then every transmit (in pieces if `piecewise`).
     fn drain(&mut self, conn: &mut Connection, piecewise: bool) {
-        self.compressed = conn
-            .negotiated()
-            .extensions
-            .as_deref()
-            .is_some_and(|e| e.contains("permessage-deflate"));
-        while let Some(event) = conn.poll_event() {
+        loop {
+            // Known once the handshake is done, which may be in this drain.
+            self.compressed = conn
+                .negotiated()
+                .extensions
+                .as_deref()
+                .is_some_and(|e| e.contains("permessage-deflate"));
+            let Some(event) = conn.poll_event() else {
+                break;
+            };
             assert!(!self.closed, "an event after Closed: {event:?}");
             self.events += 1;
             // Each event but the last takes at least one byte of input, or
