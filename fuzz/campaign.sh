@@ -7,6 +7,8 @@
 # --seconds N   time per target (default 30)
 # --runs N      executions per target, whichever comes first (default: none)
 # --sanitizer S address (default) or none
+# --seed N      libFuzzer's seed (default: random); with --runs reached first,
+#               a run is the same every time
 # --minimize    afterwards, merge fuzz/corpus/<target>, the new inputs and the
 #               seeds into a minimal fuzz/corpus/<target> (the committed one)
 #
@@ -20,6 +22,7 @@ cd "$(dirname "$0")"
 
 seconds=30
 runs=0
+seed=0
 sanitizer=address
 minimize=0
 targets=()
@@ -27,6 +30,7 @@ while (($#)); do
   case "$1" in
     --seconds) seconds="$2"; shift 2 ;;
     --runs) runs="$2"; shift 2 ;;
+    --seed) seed="$2"; shift 2 ;;
     --sanitizer) sanitizer="$2"; shift 2 ;;
     --minimize) minimize=1; shift ;;
     -*) echo "unknown option $1" >&2; exit 2 ;;
@@ -59,6 +63,7 @@ for target in "${targets[@]}"; do
   echo "==> $target: at most ${seconds}s$( ((runs > 0)) && echo " or $runs runs"), sanitizer $sanitizer"
   limit=(-max_total_time="$seconds")
   if ((runs > 0)); then limit+=(-runs="$runs"); fi
+  if ((seed > 0)); then limit+=(-seed="$seed"); fi
   cargo fuzz run -s "$sanitizer" "$target" "$work" "corpus/$target" "seeds/$target" -- \
     -rss_limit_mb="$rss" -timeout="$timeout" "${extra[@]}" "${limit[@]}" \
     -print_final_stats=1 >"$log" 2>&1 || { tail -n 40 "$log"; exit 1; }

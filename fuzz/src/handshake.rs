@@ -499,13 +499,6 @@ fn model_response(
         .map(|e| core::str::from_utf8(e).map_err(|_| HandshakeError::UnexpectedExtension))
         .collect::<Result<Vec<_>, _>>()?;
     let extensions = (!elements.is_empty()).then(|| elements.join(", "));
-    // RFC 7692 §5, §7: a permessage-deflate answer to an offer by hand is
-    // checked as a client must (the offer here allows every response).
-    if !model_deflate_response(&elements) {
-        return Err(HandshakeError::InvalidDeflateResponse(
-            wsmachine::deflate::NegotiationError::InvalidValue,
-        ));
-    }
     let protocol = match tokens(&fields, "sec-websocket-protocol")[..] {
         [] => None,
         [p] => Some(
@@ -518,6 +511,13 @@ fn model_response(
         ),
         _ => return Err(HandshakeError::UnexpectedProtocol),
     };
+    // RFC 7692 §5, §7, last: a permessage-deflate answer to an offer by hand
+    // is checked as a client must (the offer here allows every response).
+    if !model_deflate_response(&elements) {
+        return Err(HandshakeError::InvalidDeflateResponse(
+            wsmachine::deflate::NegotiationError::InvalidValue,
+        ));
+    }
     Ok(Negotiated {
         protocol,
         extensions,
