@@ -1466,22 +1466,32 @@ fn the_first_fault_of_a_compressed_message_wins_whatever_the_reads() {
     };
     let mut compressor = Compressor::new(1, 15, false);
     let mut payload = Vec::new();
+    // Compressible: a few dozen bytes on the wire, 5,000 inflated.
     let mut inflated = b"\xff\xfe not UTF-8 ".to_vec();
-    inflated.extend(random_bytes(3000, 7));
+    inflated.extend([b'a'; 5000]);
     compressor.compress(&inflated, false, &mut payload);
     // A block header of the reserved type 3: corrupt.
     payload.extend_from_slice(&[0xff; 8]);
-    let frame = raw_frame(true, 0x40, 0x1, Some([1, 2, 3, 4]), &payload);
-    for (limit, expected) in [
-        (1 << 20, ProtocolError::InvalidUtf8),
-        (10, ProtocolError::MessageTooLarge { len: 0, max: 10 }),
+    let text = raw_frame(true, 0x40, 0x1, Some([1, 2, 3, 4]), &payload);
+    let binary = raw_frame(true, 0x40, 0x2, Some([1, 2, 3, 4]), &payload);
+    assert!(text.len() < 100);
+    // The first fault in the inflated bytes wins: invalid UTF-8 at byte 0
+    // comes before the limit of 100 is passed; binary has no UTF-8 to check.
+    for (frame, limit, expected) in [
+        (&text, 1 << 20, ProtocolError::InvalidUtf8),
+        (&text, 100, ProtocolError::InvalidUtf8),
+        (
+            &binary,
+            100,
+            ProtocolError::MessageTooLarge { len: 0, max: 100 },
+        ),
     ] {
         let mut outcomes = Vec::new();
         for read in [frame.len(), 1, 7, 64] {
             let mut config = Config::default();
             config.max_message_size = limit;
             let mut server = Connection::open_server_negotiated(config, negotiated.clone());
-            let events = deliver(&mut server, &frame, read);
+            let events = deliver(&mut server, frame, read);
             let error = closed(&events).error().cloned();
             outcomes.push(match error {
                 Some(Error::Protocol(ProtocolError::MessageTooLarge { max, .. })) => {

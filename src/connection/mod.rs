@@ -1211,7 +1211,11 @@ impl Connection {
         // What came out before corrupt data is checked first, as it would
         // have been had the data arrived in smaller reads: the error a
         // message fails with does not depend on how the reads split it.
+        // In stream order: the bytes within the limit are validated, then
+        // the limit is checked (a byte past it fails the message).
         let out = &rx.message[before..];
+        let within = usize::try_from(max.saturating_sub(core.inflated)).unwrap_or(usize::MAX);
+        core.reader.data(&out[..within.min(out.len())])?;
         core.inflated += out.len() as u64;
         // RFC 6455 §10.4, on the inflated size: a small message cannot expand past the limit.
         if core.inflated > max {
@@ -1220,7 +1224,6 @@ impl Connection {
                 max,
             });
         }
-        core.reader.data(out)?;
         let (used, done) = inflated?;
         rx.start += used;
         if !done {
