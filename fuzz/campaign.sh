@@ -75,8 +75,8 @@ for target in "${targets[@]}"; do
     cargo fuzz run -s "$sanitizer" "$target" "$fresh" "corpus/$target" "$work" "seeds/$target" -- \
       -merge=1 -rss_limit_mb="$rss" -timeout="$timeout" "${extra[@]}" >>"$log" 2>&1
     # The seeds are committed already: keep only what they do not cover.
-    for seed in "seeds/$target"/*; do
-      sum=$(sha1sum "$seed" | cut -d' ' -f1)
+    for kept in "seeds/$target"/*; do
+      sum=$(sha1sum "$kept" | cut -d' ' -f1)
       rm -f "$fresh/$sum"
     done
     rm -rf "corpus/$target"
