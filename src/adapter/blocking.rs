@@ -521,15 +521,7 @@ impl Connector {
         let timed_out = || Error::ConnectTimeout(self.timeout());
         // A request that cannot be sent fails before any I/O.
         let conn = Connection::client(request, config, OsEntropy::new())?;
-        #[cfg(feature = "rustls")]
-        let tls = match request.is_secure() {
-            true => Some((self.tls()?, super::connect::server_name(request)?)),
-            false => None,
-        };
-        #[cfg(not(feature = "rustls"))]
-        if request.is_secure() {
-            return Err(Error::TlsUnavailable);
-        }
+        let tls = self.tls_for(request)?;
         let tcp = tcp_connect(request, deadline).ok_or_else(timed_out)??;
         // TLS shakes hands in the first write, through `Deadline` too.
         #[cfg(feature = "rustls")]
@@ -542,7 +534,10 @@ impl Connector {
             None => MaybeTlsStream::Plain(tcp),
         };
         #[cfg(not(feature = "rustls"))]
-        let stream = MaybeTlsStream::Plain(tcp);
+        let stream = match tls {
+            None => MaybeTlsStream::Plain(tcp),
+            Some(never) => match never {},
+        };
         let stream = Deadline {
             stream,
             deadline,

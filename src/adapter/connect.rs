@@ -152,9 +152,22 @@ impl Connector {
         Ok(next)
     }
 
+    /// What a hop to `request` needs for TLS: nothing for `ws://`; for
+    /// `wss://` the settings and the server's name, or
+    /// [`Error::TlsUnavailable`] without the `rustls` feature.
+    pub(crate) fn tls_for(&self, request: &ClientRequest) -> Result<Option<Tls>, Error> {
+        if !request.is_secure() {
+            return Ok(None);
+        }
+        #[cfg(feature = "rustls")]
+        return Ok(Some((self.tls()?, server_name(request)?)));
+        #[cfg(not(feature = "rustls"))]
+        Err(Error::TlsUnavailable)
+    }
+
     /// The TLS settings: the ones given, or the default.
     #[cfg(feature = "rustls")]
-    pub(crate) fn tls(&self) -> Result<Arc<rustls::ClientConfig>, Error> {
+    fn tls(&self) -> Result<Arc<rustls::ClientConfig>, Error> {
         use std::sync::OnceLock;
         if let Some(config) = &self.tls {
             return Ok(config.clone());
@@ -190,11 +203,19 @@ pub(crate) fn dns_host(request: &ClientRequest) -> &str {
         .unwrap_or(host)
 }
 
+/// The TLS settings and server name of a `wss://` hop.
+#[cfg(feature = "rustls")]
+pub(crate) type Tls = (
+    Arc<rustls::ClientConfig>,
+    rustls::pki_types::ServerName<'static>,
+);
+/// Without the `rustls` feature there is no TLS hop.
+#[cfg(not(feature = "rustls"))]
+pub(crate) type Tls = core::convert::Infallible;
+
 /// The name a TLS server's certificate must be valid for (SNI, verification).
 #[cfg(feature = "rustls")]
-pub(crate) fn server_name(
-    request: &ClientRequest,
-) -> Result<rustls::pki_types::ServerName<'static>, Error> {
+fn server_name(request: &ClientRequest) -> Result<rustls::pki_types::ServerName<'static>, Error> {
     rustls::pki_types::ServerName::try_from(dns_host(request).to_owned())
         .map_err(|e| Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))
 }

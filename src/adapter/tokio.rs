@@ -524,15 +524,7 @@ impl Connector {
     ) -> Result<WebSocket<MaybeTlsStream>, Error> {
         // A request that cannot be sent fails before any I/O.
         let conn = Connection::client(request, config, OsEntropy::new())?;
-        #[cfg(feature = "rustls")]
-        let tls = match request.is_secure() {
-            true => Some((self.tls()?, super::connect::server_name(request)?)),
-            false => None,
-        };
-        #[cfg(not(feature = "rustls"))]
-        if request.is_secure() {
-            return Err(Error::TlsUnavailable);
-        }
+        let tls = self.tls_for(request)?;
         let tcp = tcp_connect(request, deadline).await?;
         #[cfg(feature = "rustls")]
         let stream = match tls {
@@ -544,7 +536,10 @@ impl Connector {
             None => MaybeTlsStream::Plain(tcp),
         };
         #[cfg(not(feature = "rustls"))]
-        let stream = MaybeTlsStream::Plain(tcp);
+        let stream = match tls {
+            None => MaybeTlsStream::Plain(tcp),
+            Some(never) => match never {},
+        };
         let mut ws = WebSocket::from_connection(stream, conn);
         ws.handshake(&mut None::<NoDecision>).await?;
         Ok(ws)

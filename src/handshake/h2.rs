@@ -3,10 +3,9 @@
 use alloc::format;
 use alloc::string::String;
 
-use ::http::{Method, StatusCode, Uri, Version};
+use ::http::{Method, Uri, Version};
 
-use super::http::{append, negotiate_extensions};
-use super::server::accept_fields;
+use super::http::{AcceptOver, accept_as, append, negotiate_extensions};
 use super::{
     Accept, ClientRequest, ExpectedResponse, HandshakeError, Headers, Negotiated, Request,
 };
@@ -19,18 +18,19 @@ pub const WEBSOCKET_PROTOCOL: &str = "websocket";
 /// Fields of the HTTP/1.1 upgrade that RFC 8441 §5 does not use, and the
 /// connection-specific fields HTTP/2 forbids (RFC 9113 §8.2.2): left out of
 /// what is built, whoever added them.
-const HTTP1_ONLY: [&str; 8] = [
+const HTTP1_ONLY: [&str; 9] = [
     "host",
     "upgrade",
     "connection",
     "sec-websocket-key",
+    "sec-websocket-accept",
     "keep-alive",
     "proxy-connection",
     "transfer-encoding",
     "te",
 ];
 
-fn http1_only(name: &str) -> bool {
+pub(super) fn http1_only(name: &str) -> bool {
     HTTP1_ONLY.iter().any(|f| f.eq_ignore_ascii_case(name))
 }
 
@@ -113,23 +113,7 @@ pub fn accept_extended_connect(
     config: &Config,
 ) -> Result<(::http::Response<()>, Negotiated), UsageError> {
     let extensions = negotiate_extensions(request, config);
-    let mut response = ::http::Response::new(());
-    *response.status_mut() = StatusCode::OK;
-    *response.version_mut() = Version::HTTP_2;
-    let mut valid = true;
-    accept_fields(request, accept, extensions.as_deref(), |name, value| {
-        if !http1_only(name) && !name.eq_ignore_ascii_case("sec-websocket-accept") {
-            valid &= append(response.headers_mut(), name, value);
-        }
-    })?;
-    if !valid {
-        return Err(UsageError::InvalidHeader);
-    }
-    let negotiated = Negotiated {
-        protocol: accept.protocol.clone(),
-        extensions,
-    };
-    Ok((response, negotiated))
+    accept_as(request, accept, extensions, AcceptOver::ExtendedConnect)
 }
 
 impl ClientRequest {

@@ -13,6 +13,7 @@ use core::fmt::Write as _;
 use ::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version};
 
 use super::client::{ResponseHead, nonce_key, validate_response};
+use super::h2::http1_only;
 use super::server::{HttpVersion, RequestHead, accept_fields, reject_fields, validate_request};
 use super::{
     Accept, ClientRequest, ExpectedResponse, HandshakeError, Headers, Negotiated, Reject, Request,
@@ -115,16 +116,7 @@ pub fn accept_response_http(
     request: &Request,
     accept: &Accept,
 ) -> Result<::http::Response<()>, UsageError> {
-    let mut response = ::http::Response::new(());
-    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    *response.version_mut() = Version::HTTP_11;
-    let mut valid = true;
-    accept_fields(request, accept, None, |name, value| {
-        valid &= append(response.headers_mut(), name, value);
-    })?;
-    if !valid {
-        return Err(UsageError::InvalidHeader);
-    }
+    let (response, _) = accept_as(request, accept, None, AcceptOver::Http1)?;
     Ok(response)
 }
 
@@ -165,12 +157,44 @@ pub fn accept_http(
     config: &crate::Config,
 ) -> Result<(::http::Response<()>, Negotiated), UsageError> {
     let extensions = negotiate_extensions(request, config);
+    accept_as(request, accept, extensions, AcceptOver::Http1)
+}
+
+/// Which exchange a response accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AcceptOver {
+    /// The HTTP/1.1 upgrade: 101, every field [`accept_fields`] writes.
+    Http1,
+    /// RFC 8441's extended CONNECT: 200 over HTTP/2, without the fields of
+    /// the upgrade (`Upgrade`, `Connection`, the accept value) nor the
+    /// connection-specific ones HTTP/2 forbids.
+    ExtendedConnect,
+}
+
+/// The response that accepts `request` with `accept` and the extension
+/// response `extensions`, and what it settled: the one builder of
+/// [`accept_response_http`], [`accept_http`] and
+/// [`accept_extended_connect`](super::accept_extended_connect).
+pub(super) fn accept_as(
+    request: &Request,
+    accept: &Accept,
+    extensions: Option<String>,
+    over: AcceptOver,
+) -> Result<(::http::Response<()>, Negotiated), UsageError> {
     let mut response = ::http::Response::new(());
-    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    *response.version_mut() = Version::HTTP_11;
+    let http2 = over == AcceptOver::ExtendedConnect;
+    if http2 {
+        *response.status_mut() = StatusCode::OK;
+        *response.version_mut() = Version::HTTP_2;
+    } else {
+        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        *response.version_mut() = Version::HTTP_11;
+    }
     let mut valid = true;
     accept_fields(request, accept, extensions.as_deref(), |name, value| {
-        valid &= append(response.headers_mut(), name, value);
+        if !(http2 && http1_only(name)) {
+            valid &= append(response.headers_mut(), name, value);
+        }
     })?;
     if !valid {
         return Err(UsageError::InvalidHeader);
