@@ -238,37 +238,6 @@ impl Message {
     pub fn into_data(self) -> alloc::vec::Vec<u8> {
         self.data
     }
-
-    /// Sends the message on `conn` in one frame
-    /// ([`Connection::send_message`](crate::Connection::send_message)).
-    pub fn send(&self, conn: &mut crate::Connection) -> Result<(), crate::Error> {
-        conn.send_message(self.kind, &self.data, crate::Compress::Auto)
-    }
-}
-
-impl From<Message> for crate::OwnedEvent {
-    fn from(message: Message) -> Self {
-        match message.kind {
-            // Checked on construction.
-            MessageKind::Text => crate::OwnedEvent::Text(
-                alloc::string::String::from_utf8(message.data).unwrap_or_default(),
-            ),
-            MessageKind::Binary => crate::OwnedEvent::Binary(message.data),
-        }
-    }
-}
-
-impl TryFrom<crate::OwnedEvent> for Message {
-    type Error = crate::OwnedEvent;
-
-    /// A `Text` or `Binary` event as a message; any other event back.
-    fn try_from(event: crate::OwnedEvent) -> Result<Self, Self::Error> {
-        match event {
-            crate::OwnedEvent::Text(text) => Ok(Self::text(text)),
-            crate::OwnedEvent::Binary(data) => Ok(Self::binary(data)),
-            other => Err(other),
-        }
-    }
 }
 
 /// A message cut into fragments (RFC 6455 §5.4): the sizes of its pieces,
@@ -324,16 +293,6 @@ impl Fragmented {
             at += size;
             piece
         })
-    }
-
-    /// Sends the pieces on `conn` as fragments
-    /// ([`Connection::send_fragment`](crate::Connection::send_fragment)).
-    pub fn send(&self, conn: &mut crate::Connection) -> Result<(), crate::Error> {
-        let last = self.sizes.len() - 1;
-        for (i, piece) in self.pieces().enumerate() {
-            conn.send_fragment(self.message.kind, piece, i == last)?;
-        }
-        Ok(())
     }
 
     /// The frames that carry the message, as its sender would write them

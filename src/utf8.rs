@@ -54,19 +54,17 @@ pub(crate) fn is_valid(bytes: &[u8]) -> bool {
 /// Validating twice would cost as much again as the validation itself on long
 /// text (see the `utf8` group of `benches/codec.rs`); this is the one place
 /// that trusts an earlier check.
+///
+/// # Safety
+///
+/// `bytes` must be valid UTF-8: the caller validated them (with
+/// [`is_valid`] or a [`Utf8Validator`] fed every byte in order and
+/// `finish`ed) and has not written them since. Debug builds check it.
 #[allow(unsafe_code)]
 #[inline]
-pub(crate) fn assume_validated(bytes: &[u8]) -> &str {
+pub(crate) unsafe fn assume_validated(bytes: &[u8]) -> &str {
     debug_assert!(core::str::from_utf8(bytes).is_ok());
-    // SAFETY: the connection passes only a text message whose every byte was
-    // validated: whole by `is_valid` on the receive fast path, or through its
-    // `MessageReader` (a `Utf8Validator`, fed chunk by chunk in order and ended
-    // by `finish`, which fails on a truncated code point); and the bytes
-    // are not written between that check and this call: the receive buffer's held
-    // bytes are only moved (compaction keeps their content and order), and the
-    // assembly buffer is only appended to before the message ends (by copied
-    // fragments, or by inflated output, which is fed to the validator as it is
-    // appended).
+    // SAFETY: the caller's contract above.
     unsafe { core::str::from_utf8_unchecked(bytes) }
 }
 

@@ -59,6 +59,37 @@ use crate::Entropy;
 /// writes sends in a write of its own.
 const VECTORED_MIN: usize = 64 << 10;
 
+/// A timeout too long for `Instant` is no timeout: 30 years will do.
+const FOREVER: Duration = Duration::from_secs(30 * 365 * 86_400);
+
+/// A message to send, as the adapters' `send_text` and `send_binary` take it.
+#[derive(Clone, Copy)]
+enum Data<'a> {
+    Text(&'a str),
+    Binary(&'a [u8]),
+}
+
+impl<'a> Data<'a> {
+    fn len(self) -> usize {
+        self.parts().1.len()
+    }
+
+    fn parts(self) -> (crate::MessageKind, &'a [u8]) {
+        match self {
+            Data::Text(text) => (crate::MessageKind::Text, text.as_bytes()),
+            Data::Binary(data) => (crate::MessageKind::Binary, data),
+        }
+    }
+
+    /// Queues it on `conn` in one frame (text from a `&str` is not validated again).
+    fn send(self, conn: &mut crate::Connection) -> Result<(), crate::Error> {
+        match self {
+            Data::Text(text) => conn.send_text(text),
+            Data::Binary(data) => conn.send_binary(data),
+        }
+    }
+}
+
 /// Random bytes from the operating system (`getrandom`), fetched 256 at a
 /// time: a cryptographically secure source for masking keys and
 /// `Sec-WebSocket-Key`, as RFC 6455 §10.3 asks.

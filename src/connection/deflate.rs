@@ -1,12 +1,22 @@
-//! permessage-deflate as the connection uses it: one state per connection,
-//! with each direction's zlib state allocated on first use.
+//! permessage-deflate's data path (RFC 7692 §7.2) as the connection uses
+//! it: received messages inflated into the assembly buffer as they arrive,
+//! with the limits checked on the inflated size; sent messages compressed
+//! into a frame. One state per connection, each direction's zlib state
+//! allocated on first use. The negotiation that sets it up is the
+//! handshake's ([`handshake::extensions`](crate::handshake)).
 //!
 //! Without the `deflate` feature, [`Pmd`] is uninhabited, so the connection's
-//! `Option<Pmd>` is always `None` and its compression paths compile away.
+//! `Option<Box<Pmd>>` is always `None` and its compression paths compile away.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 
+use super::recv::{Disposition, Ready, Source};
+use super::{Connection, Core};
+use crate::config::{Config, MessageMode};
 use crate::error::ProtocolError;
+use crate::frame::OpCode;
+use crate::handshake::extensions::Agreement;
 
 /// Whether a message is sent compressed, when permessage-deflate is in force.
 ///
@@ -27,69 +37,139 @@ pub enum Compress {
     Never,
 }
 
+/// What permessage-deflate holds for a connection.
+#[derive(Debug, Default)]
+pub(super) struct DeflateState {
+    /// The agreement in force, once negotiated (boxed: a connection without
+    /// it carries a pointer, not the state).
+    pub pmd: Option<Box<Pmd>>,
+    /// The message being received is compressed (RSV1 on its first frame).
+    pub rx_compressed: bool,
+    /// Bytes inflated so far for the message being received.
+    pub inflated: u64,
+    /// Streaming: inflation stopped at a full piece and resumes with the next
+    /// event; `Some(frame_end)` for the frame whose payload is held.
+    pub inflate_pending: Option<bool>,
+}
+
+impl DeflateState {
+    /// Puts `agreement` in force, with the level and threshold of
+    /// [`Config::deflate`] (or their defaults).
+    pub fn start(&mut self, agreement: Agreement, config: &Config) {
+        #[cfg(feature = "deflate")]
+        {
+            self.pmd = Some(Box::new(Pmd::new(agreement, config)));
+        }
+        #[cfg(not(feature = "deflate"))]
+        {
+            let _ = config;
+            match agreement {}
+        }
+    }
+
+    /// Whether to compress a message that starts with `len` bytes.
+    pub fn wants(&self, len: usize, fragmented: bool, compress: Compress) -> bool {
+        self.pmd
+            .as_ref()
+            .is_some_and(|pmd| pmd.wants(len, fragmented, compress))
+    }
+
+    /// Heap bytes of the buffers (the zlib states are documented apart).
+    pub fn memory_usage(&self) -> usize {
+        self.pmd.as_ref().map_or(0, |pmd| pmd.memory_usage())
+    }
+}
+
+impl Connection {
+    /// A compressed message's payload arrived (RFC 7692 §7.2.2): inflates the
+    /// held bytes into the assembly buffer, checking the limit on the
+    /// inflated size as it grows, and validating text as it comes out.
+    /// Streaming mode hands out a piece whenever the buffer holds a read's
+    /// worth, and resumes from the same held bytes at the next event.
+    pub(super) fn inflate(&mut self, frame_end: bool) -> Result<Option<Ready>, ProtocolError> {
+        let Self { rx, core } = self;
+        let (Some(Disposition::Inflate(kind)), Some(pmd)) =
+            (core.recv.frame, core.deflate.pmd.as_mut())
+        else {
+            return Ok(None);
+        };
+        let end_of_message = frame_end && core.recv.reader.frame_is_final();
+        let streaming = core.config.mode == MessageMode::Streaming;
+        let max = core.config.max_message_size;
+        // One byte over the limit is room enough to see it broken.
+        let mut room = max.saturating_sub(core.deflate.inflated).saturating_add(1);
+        if streaming {
+            let piece = core.config.read_buffer_size.max(1);
+            room = room.min(piece.saturating_sub(rx.message.len()) as u64);
+        }
+        let before = rx.message.len();
+        let input = &rx.buf[rx.held()];
+        let room = usize::try_from(room).unwrap_or(usize::MAX);
+        let inflated = pmd.inflate(input, end_of_message, &mut rx.message, room);
+        // What came out before corrupt data is checked first, as it would
+        // have been had the data arrived in smaller reads: the error a
+        // message fails with does not depend on how the reads split it.
+        // In stream order: the bytes within the limit are validated, then
+        // the limit is checked (a byte past it fails the message).
+        let out = &rx.message[before..];
+        let within =
+            usize::try_from(max.saturating_sub(core.deflate.inflated)).unwrap_or(usize::MAX);
+        core.recv.reader.data(&out[..within.min(out.len())])?;
+        core.deflate.inflated += out.len() as u64;
+        // RFC 6455 §10.4, on the inflated size: a small message cannot expand past the limit.
+        if core.deflate.inflated > max {
+            return Err(ProtocolError::MessageTooLarge {
+                len: core.deflate.inflated,
+                max,
+            });
+        }
+        let (used, done) = inflated?;
+        rx.start += used;
+        if !done {
+            // Only streaming gets here: the piece is full.
+            core.deflate.inflate_pending = Some(frame_end);
+            return Ok(Some(core.piece(kind, false, Source::Assembled)));
+        }
+        if !frame_end {
+            let piece = streaming && !rx.message.is_empty();
+            return Ok(piece.then(|| core.piece(kind, false, Source::Assembled)));
+        }
+        core.recv.frame = None;
+        Ok(match core.recv.reader.end_frame()? {
+            Some(kind) if !streaming => Some(Ready::Message(kind, Source::Assembled)),
+            Some(kind) => Some(core.piece(kind, true, Source::Assembled)),
+            None if streaming && !rx.message.is_empty() => {
+                Some(core.piece(kind, false, Source::Assembled))
+            }
+            None => None,
+        })
+    }
+}
+
+impl Core {
+    /// Queues a data frame, compressed when `compress`: RSV1 on a message's
+    /// first frame only (RFC 7692 §6.1), the tail stripped at its end (§7.2.1).
+    pub(super) fn queue_data(&mut self, opcode: OpCode, fin: bool, compress: bool, data: &[u8]) {
+        match self.deflate.pmd.as_mut() {
+            Some(pmd) if compress => {
+                let payload = pmd.compress(data, fin);
+                self.tx
+                    .queue(opcode, fin, opcode != OpCode::CONTINUATION, &payload);
+                pmd.restore(payload);
+            }
+            _ => self.tx.queue(opcode, fin, false, data),
+        }
+    }
+}
+
 #[cfg(feature = "deflate")]
-pub(crate) use enabled::{
-    Pmd, client_agreement, client_offers, server_agreement, server_negotiate,
-};
+pub(super) use enabled::Pmd;
 
 #[cfg(feature = "deflate")]
 mod enabled {
     use super::*;
-    use alloc::string::{String, ToString};
 
-    use crate::Config;
-    use crate::deflate::{Agreement, Compressor, Decompressor, DeflateConfig, EXTENSION_NAME};
-    use crate::deflate::{DeflateParams, elements};
-    use crate::frame::Role;
-    use crate::handshake::{ClientRequest, ExpectedResponse, Negotiated, Request};
-
-    /// Client: the request with the configured offers added, unless it
-    /// offers permessage-deflate itself already (then its offers are used).
-    pub(crate) fn client_offers(request: &ClientRequest, config: &Config) -> Option<ClientRequest> {
-        let deflate = config.deflate.as_ref()?;
-        let offered = request.extension_offers().flat_map(elements).any(|e| {
-            DeflateParams::parse(e, false) != Err(crate::deflate::NegotiationError::NotDeflate)
-        });
-        (!offered).then(|| {
-            let mut request = request.clone();
-            for offer in &deflate.offers {
-                request = request.extension(&offer.to_string());
-            }
-            request
-        })
-    }
-
-    /// Client: what the validated response set up.
-    pub(crate) fn client_agreement(
-        expected: &ExpectedResponse,
-        negotiated: &Negotiated,
-        config: &Config,
-    ) -> Option<Pmd> {
-        let agreement = expected.deflate(negotiated).ok().flatten()?;
-        Some(Pmd::new(agreement, config.deflate.as_ref()))
-    }
-
-    /// Server: the `Sec-WebSocket-Extensions` response to a request, and the
-    /// state it sets up, if an offer is accepted.
-    pub(crate) fn server_negotiate(request: &Request, config: &Config) -> Option<(String, Pmd)> {
-        let deflate = config.deflate.as_ref()?;
-        let response = deflate.negotiate(request.extensions())?;
-        let agreement = Agreement::new(Role::Server, &response, None);
-        Some((response.to_string(), Pmd::new(agreement, Some(deflate))))
-    }
-
-    /// Server: the state a handshake answered elsewhere set up, from its
-    /// `Sec-WebSocket-Extensions` response.
-    pub(crate) fn server_agreement(negotiated: &Negotiated, config: &Config) -> Option<Pmd> {
-        let value = negotiated.extensions.as_deref()?;
-        let deflate = elements(value).filter(|e| {
-            e.split(';')
-                .next()
-                .is_some_and(|name| name.trim().eq_ignore_ascii_case(EXTENSION_NAME))
-        });
-        let agreement = Agreement::from_server_response(deflate)?;
-        Some(Pmd::new(agreement, config.deflate.as_ref()))
-    }
+    use crate::deflate::{Compressor, Decompressor, DeflateConfig};
 
     /// The permessage-deflate state of a connection.
     #[derive(Debug)]
@@ -104,9 +184,9 @@ mod enabled {
     }
 
     impl Pmd {
-        pub fn new(agreement: Agreement, config: Option<&DeflateConfig>) -> Self {
+        pub fn new(agreement: Agreement, config: &Config) -> Self {
             let defaults = DeflateConfig::default();
-            let config = config.unwrap_or(&defaults);
+            let config = config.deflate.as_ref().unwrap_or(&defaults);
             Self {
                 agreement,
                 level: config.level,
@@ -173,7 +253,7 @@ mod enabled {
 /// Without the feature: never constructed.
 #[cfg(not(feature = "deflate"))]
 #[derive(Debug)]
-pub(crate) enum Pmd {}
+pub(super) enum Pmd {}
 
 #[cfg(not(feature = "deflate"))]
 #[allow(clippy::unused_self)]
@@ -200,33 +280,3 @@ impl Pmd {
         match *self {}
     }
 }
-
-#[cfg(not(feature = "deflate"))]
-mod disabled {
-    use super::Pmd;
-    use crate::Config;
-    use crate::handshake::{ClientRequest, ExpectedResponse, Negotiated, Request};
-
-    pub(crate) fn client_offers(_: &ClientRequest, _: &Config) -> Option<ClientRequest> {
-        None
-    }
-    pub(crate) fn client_agreement(
-        _: &ExpectedResponse,
-        _: &Negotiated,
-        _: &Config,
-    ) -> Option<Pmd> {
-        None
-    }
-    pub(crate) fn server_negotiate(
-        _: &Request,
-        _: &Config,
-    ) -> Option<(alloc::string::String, Pmd)> {
-        None
-    }
-    pub(crate) fn server_agreement(_: &Negotiated, _: &Config) -> Option<Pmd> {
-        None
-    }
-}
-
-#[cfg(not(feature = "deflate"))]
-pub(crate) use disabled::{client_agreement, client_offers, server_agreement, server_negotiate};

@@ -6,7 +6,7 @@ use alloc::vec::Vec;
 use crate::close::{CloseCode, CloseFrame};
 use crate::error::Error;
 use crate::handshake::{Negotiated, Request};
-use crate::message::MessageKind;
+use crate::message::{Message, MessageKind};
 
 /// Something that happened on the connection, from [`Connection::poll_event`](crate::Connection::poll_event).
 ///
@@ -152,6 +152,32 @@ impl Event<'_> {
             Event::Ping(b) => OwnedEvent::Ping(b.to_vec()),
             Event::Pong(b) => OwnedEvent::Pong(b.to_vec()),
             Event::Closed(info) => OwnedEvent::Closed(info.clone()),
+        }
+    }
+}
+
+// The owned message type of the message layer, as an event and back.
+impl From<Message> for OwnedEvent {
+    fn from(message: Message) -> Self {
+        match message.kind() {
+            // Checked on construction.
+            MessageKind::Text => {
+                OwnedEvent::Text(String::from_utf8(message.into_data()).unwrap_or_default())
+            }
+            MessageKind::Binary => OwnedEvent::Binary(message.into_data()),
+        }
+    }
+}
+
+impl TryFrom<OwnedEvent> for Message {
+    type Error = OwnedEvent;
+
+    /// A `Text` or `Binary` event as a message; any other event back.
+    fn try_from(event: OwnedEvent) -> Result<Self, Self::Error> {
+        match event {
+            OwnedEvent::Text(text) => Ok(Self::text(text)),
+            OwnedEvent::Binary(data) => Ok(Self::binary(data)),
+            other => Err(other),
         }
     }
 }

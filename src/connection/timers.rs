@@ -5,7 +5,11 @@
 
 use core::time::Duration;
 
+use super::{Connection, Core, Initiator, State};
+use crate::close::{CloseCode, CloseFrame};
 use crate::config::Config;
+use crate::error::Timeout;
+use crate::frame::{OpCode, Role};
 
 /// The keepalive ping's payload: a tag and a sequence number, so that its
 /// pong is told apart from the application's.
@@ -205,4 +209,143 @@ fn ping_payload(seq: u32) -> [u8; 8] {
     payload[..4].copy_from_slice(&PING_TAG);
     payload[4..].copy_from_slice(&seq.to_be_bytes());
     payload
+}
+
+impl Connection {
+    /// Input: the time is `now`, a [`Duration`] since an origin the caller
+    /// chooses (adapters use the connection's creation); fires every deadline
+    /// that has passed. Time never goes back: an earlier `now` is ignored.
+    ///
+    /// The first call starts the clock: until then no timer runs (and bytes
+    /// received are not timed). Received bytes are timed at the latest `now`
+    /// given, so call this before each [`handle_read`](Self::handle_read) /
+    /// [`commit_recv`](Self::commit_recv) (it is cheap), and when the deadline
+    /// of [`poll_timeout`](Self::poll_timeout) passes. Then drain the outputs:
+    /// a timer may queue a ping, a close frame or a 408 response, and end the
+    /// connection with [`Event::Closed`](super::Event::Closed) carrying an [`Error::Timeout`](crate::Error::Timeout).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use wsmachine::{Config, Connection, Event, Timeout};
+    /// let mut config = Config::default();
+    /// config.keepalive_interval = Some(Duration::from_secs(30));
+    /// config.keepalive_timeout = Some(Duration::from_secs(20));
+    /// let mut server = Connection::open_server(config);
+    /// server.handle_timeout(Duration::ZERO);
+    /// assert_eq!(server.poll_timeout(), Some(Duration::from_secs(30)));
+    ///
+    /// // Silence for 30 s: a keepalive ping goes out ...
+    /// server.handle_timeout(Duration::from_secs(30));
+    /// assert_eq!(server.poll_transmit().unwrap()[0], 0x89);
+    /// assert_eq!(server.poll_timeout(), Some(Duration::from_secs(50)));
+    ///
+    /// // ... and 20 s more without an answer, the peer is unresponsive.
+    /// server.handle_timeout(Duration::from_secs(50));
+    /// let Some(Event::Closed(info)) = server.poll_event() else { panic!() };
+    /// assert_eq!(info.error(), Some(&Timeout::Keepalive.into()));
+    /// ```
+    pub fn handle_timeout(&mut self, now: Duration) {
+        // No `settle` here: the receive buffer is left as it is, so an adapter
+        // may call this between a read into `recv_buffer` and its `commit_recv`.
+        // Part of a request arrived (the server answers 408 then).
+        let partial = self.rx.end > self.rx.start;
+        let core = &mut self.core;
+        core.timers.advance(now);
+        let now = core.timers.now().unwrap_or(now);
+        // Each deadline fired moves the next one past `now` or changes the
+        // phase; the bound is a guard, not a limit that is reached.
+        for _ in 0..8 {
+            match core.timers.next(core.phase(), &core.config) {
+                Some((at, due)) if at <= now => core.fire(due, partial),
+                _ => break,
+            }
+        }
+        if self.release_due().is_some_and(|at| at <= now) {
+            // Idle: every empty buffer goes.
+            self.rx.release_idle(0);
+            self.core.tx.release_idle();
+        }
+    }
+
+    /// When the empty buffers are to be freed: after
+    /// [`Config::buffer_release_delay`] without traffic.
+    fn release_due(&self) -> Option<Duration> {
+        let core = &self.core;
+        let tx = core.tx.holding();
+        // With no delay, buffers are freed as they empty, with no deadline.
+        if self.rx.release_at_once || !(tx || self.rx.holding()) {
+            return None;
+        }
+        let idle_since = core.timers.last_activity()?;
+        Some(idle_since.saturating_add(core.config.buffer_release_delay))
+    }
+
+    /// Output: the earliest deadline the connection wants
+    /// [`handle_timeout`](Self::handle_timeout) called at, or `None` (no
+    /// timer runs, or the clock has not started). Read it after every input
+    /// and command: it moves with them.
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        let core = &self.core;
+        let timer = core
+            .timers
+            .next(core.phase(), &core.config)
+            .map(|(at, _)| at);
+        match (timer, self.release_due()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The connection's clock: the latest time given to
+    /// [`handle_timeout`](Self::handle_timeout), or `None` until the first.
+    pub fn time(&self) -> Option<Duration> {
+        self.core.timers.now()
+    }
+
+    /// The round trip time the last answered keepalive ping measured.
+    pub fn rtt(&self) -> Option<Duration> {
+        self.core.timers.rtt
+    }
+}
+
+impl Core {
+    /// The connection's phase, for its timers.
+    pub(super) fn phase(&self) -> Phase {
+        match &self.state {
+            State::AwaitResponse(_) | State::AwaitRequest | State::RequestReceived => {
+                Phase::Handshake
+            }
+            State::Open => Phase::Open,
+            State::CloseSent => Phase::CloseSent,
+            State::Closed { info, .. } => Phase::Closed {
+                linger: self.role == Role::Client && info.clean && !self.recv.eof,
+            },
+        }
+    }
+
+    /// A deadline passed. `partial`: part of a request was received.
+    fn fire(&mut self, due: Due, partial: bool) {
+        match due {
+            Due::Handshake => self.handshake_timed_out(partial),
+            Due::Ping => {
+                let payload = self
+                    .timers
+                    .ping_sent(self.config.keepalive_timeout.is_some());
+                self.tx.queue(OpCode::PING, true, false, &payload);
+            }
+            // The peer probably never sees this close frame; 1001: we are going away.
+            Due::Unresponsive => {
+                self.abort(CloseCode::GOING_AWAY, Timeout::Keepalive.into(), false)
+            }
+            Due::Idle => {
+                if let Some(frame) = CloseFrame::new(CloseCode::GOING_AWAY, "idle") {
+                    self.start_close(&frame);
+                }
+            }
+            Due::Close => {
+                self.close_without_frame(Initiator::Local, Some(Timeout::Close.into()), false);
+            }
+            Due::Linger => self.timers.linger_expired = true,
+        }
+    }
 }

@@ -1,138 +1,210 @@
-//! Sending a large payload without copying it into the connection: the
-//! frame header and the caller's own bytes are handed out to be written
-//! together (a vectored write), and whatever is not written by the end is
-//! copied into the transmit buffer, so nothing is ever lost.
+//! The transmit queue: every frame the connection sends is encoded (and, for
+//! a client, masked) here, and waits here until the caller reports it
+//! written. It owns backpressure (the high-water mark a command may not
+//! pass) and pong coalescing (a peer that pings and does not read cannot
+//! grow the queue).
 
-use core::fmt;
+use alloc::boxed::Box;
+use alloc::vec::Vec;
 
-use super::Core;
-use crate::frame::{FrameHeader, MAX_HEADER_LEN};
+use super::Connection;
+use super::buffer::shrink;
+use crate::close::CloseFrame;
+use crate::config::Config;
+use crate::entropy::Entropy;
+use crate::error::UsageError;
+use crate::frame::{FrameHeader, OpCode, encode_frame};
+use crate::handshake::{ClientRequest, ExpectedResponse};
 
-/// The bytes of one message to write in order, borrowed from the connection
-/// (what was queued before it, and the frame header) and from the caller (the
-/// payload), from [`Connection::send_vectored`](super::Connection::send_vectored).
-///
-/// Write [`slices`](Self::slices) (or [`io_slices`](Self::io_slices)) and
-/// report progress with [`advance`](Self::advance) until it
-/// [`is_empty`](Self::is_empty). Dropped before that, it copies the rest into
-/// the connection's transmit buffer: [`poll_transmit`](super::Connection::poll_transmit)
-/// then hands it out as usual. A write that fails or is cancelled loses nothing.
-/// (That takes its `Drop`: a `Transmit` leaked with `mem::forget` after a
-/// partial write leaves the peer a truncated frame.)
-///
-/// ```
-/// use wsmachine::{Config, Connection, MessageKind};
-/// let mut server = Connection::open_server(Config::default());
-/// let payload = vec![7u8; 1 << 20];
-/// let mut socket = Vec::new(); // stands for a stream with write_vectored
-///
-/// let mut transmit = server.send_vectored(MessageKind::Binary, &payload).unwrap();
-/// while !transmit.is_empty() {
-///     let mut n = 0;
-///     for slice in transmit.slices() {
-///         socket.extend_from_slice(slice);
-///         n += slice.len();
-///     }
-///     transmit.advance(n);
-/// }
-/// drop(transmit);
-/// assert_eq!(socket.len(), 10 + payload.len()); // a 10-byte header, then the payload
-/// assert!(server.poll_transmit().is_none());
-/// ```
-pub struct Transmit<'a> {
-    core: &'a mut Core,
-    head: [u8; MAX_HEADER_LEN],
-    head_len: u8,
-    head_pos: u8,
-    payload: &'a [u8],
+/// Unsent bytes under which every ping gets a pong of its own; from there on,
+/// a newer ping's pong replaces the unsent one (see [`TxQueue::queue_pong`]).
+const PONG_BACKLOG: usize = 4096;
+
+/// Bytes queued to send: `buf[pos..]` is unsent.
+pub(super) struct TxQueue {
+    buf: Vec<u8>,
+    pos: usize,
+    /// Where in `buf` the latest automatic pong waits whole and unsent: under
+    /// a backlog, a newer ping replaces it (RFC 6455 §5.5.3).
+    pong_at: Option<usize>,
+    /// A client's masking keys (and its `Sec-WebSocket-Key`); `None` for a server.
+    entropy: Option<Box<dyn Entropy + Send>>,
+    /// The high-water mark ([`Config::max_send_buffer`]).
+    limit: usize,
+    /// The capacity to keep when the queue empties, when buffers are freed
+    /// at once ([`Config::buffer_release_delay`] is zero).
+    release_to: Option<usize>,
 }
 
-impl<'a> Transmit<'a> {
-    /// A frame to hand out without a copy: `header` before `payload`, after
-    /// whatever the connection had queued.
-    pub(super) fn new(core: &'a mut Core, header: &FrameHeader, payload: &'a [u8]) -> Self {
-        let mut head = [0; MAX_HEADER_LEN];
-        let head_len = header.encode(&mut head) as u8;
+impl TxQueue {
+    pub fn new(entropy: Option<Box<dyn Entropy + Send>>, config: &Config) -> Self {
         Self {
-            core,
-            head,
-            head_len,
-            head_pos: 0,
-            payload,
+            buf: Vec::new(),
+            pos: 0,
+            pong_at: None,
+            entropy,
+            limit: config.max_send_buffer,
+            release_to: config
+                .buffer_release_delay
+                .is_zero()
+                .then_some(config.retain_buffer_size),
         }
     }
 
-    /// Everything is already in the connection's transmit buffer.
-    pub(super) fn queued(core: &'a mut Core) -> Self {
-        Self {
-            core,
-            head: [0; MAX_HEADER_LEN],
-            head_len: 0,
-            head_pos: 0,
-            payload: &[],
+    /// The bytes waiting to be sent.
+    #[inline]
+    pub fn unsent(&self) -> &[u8] {
+        &self.buf[self.pos..]
+    }
+
+    /// How many bytes wait to be sent.
+    #[inline]
+    pub fn pending(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// Whether an empty queue still holds memory.
+    pub fn holding(&self) -> bool {
+        self.buf.is_empty() && self.buf.capacity() > 0
+    }
+
+    /// Frees the queue's buffer if it is empty (after an idle spell).
+    pub fn release_idle(&mut self) {
+        shrink(&mut self.buf, 0);
+    }
+
+    /// Raw bytes to send as they are (an HTTP response).
+    pub fn raw(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+
+    /// Client: queues the opening request with a fresh `Sec-WebSocket-Key`.
+    pub fn encode_request(&mut self, request: &ClientRequest) -> ExpectedResponse {
+        let mut nonce = [0; 16];
+        if let Some(entropy) = self.entropy.as_mut() {
+            entropy.fill(&mut nonce);
+        }
+        request.encode(nonce, &mut self.buf)
+    }
+
+    /// Whether frames are masked (a client's).
+    pub fn masks(&self) -> bool {
+        self.entropy.is_some()
+    }
+
+    /// Encodes a frame; a client masks it with a fresh key. RSV1 is the
+    /// "Per-Message Compressed" bit (RFC 7692 §6).
+    #[inline]
+    pub fn queue(&mut self, opcode: OpCode, fin: bool, rsv1: bool, payload: &[u8]) {
+        let mask = self.entropy.as_mut().map(|entropy| {
+            let mut key = [0; 4];
+            entropy.fill(&mut key);
+            key
+        });
+        let mut header = FrameHeader::new(opcode, fin, mask);
+        header.rsv1 = rsv1;
+        encode_frame(&mut self.buf, &header, payload);
+    }
+
+    /// Queues the automatic answer to a ping. Once [`PONG_BACKLOG`] bytes wait
+    /// unsent, it replaces the answer to the previous ping if that one waits
+    /// unsent too (RFC 6455 §5.5.3 allows answering only the most recent): a
+    /// peer that sends pings and does not read cannot grow the queue.
+    pub fn queue_pong(&mut self, payload: &[u8]) {
+        if self.pending() < PONG_BACKLOG {
+            self.pong_at = None;
+        }
+        if let Some(at) = self.pong_at.take() {
+            // Our own frame: 2 header bytes, a key if we mask, the payload.
+            let len =
+                2 + 4 * usize::from(self.buf[at + 1] >> 7) + usize::from(self.buf[at + 1] & 0x7F);
+            self.buf.drain(at..at + len);
+        }
+        self.pong_at = Some(self.buf.len());
+        self.queue(OpCode::PONG, true, false, payload);
+    }
+
+    /// Queues a close frame, with no payload for `None` (RFC 6455 §5.5.1).
+    pub fn queue_close(&mut self, frame: Option<&CloseFrame>) {
+        let mut payload = [0; 125];
+        let n = frame.map_or(0, |f| f.payload(&mut payload));
+        self.queue(OpCode::CLOSE, true, false, &payload[..n]);
+    }
+
+    /// `n` bytes of the queue were written (clamped to what was pending).
+    pub fn transmitted(&mut self, n: usize) {
+        self.pos = self.pos.saturating_add(n).min(self.buf.len());
+        // A pong that began to go out can no longer be replaced.
+        if self.pong_at.is_some_and(|at| at < self.pos) || self.pos == self.buf.len() {
+            self.pong_at = None;
+        }
+        if self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+            if let Some(retain) = self.release_to {
+                shrink(&mut self.buf, retain);
+            }
         }
     }
 
-    /// The bytes still to write, in order: those queued in the connection,
-    /// the frame header, the payload. Any of them may be empty.
-    pub fn slices(&self) -> [&[u8]; 3] {
-        [
-            &self.core.tx[self.core.tx_pos..],
-            &self.head[self.head_pos as usize..self.head_len as usize],
-            self.payload,
-        ]
-    }
-
-    /// [`slices`](Self::slices) for [`std::io::Write::write_vectored`] and
-    /// its async counterparts.
-    #[cfg(feature = "std")]
-    pub fn io_slices(&self) -> [std::io::IoSlice<'_>; 3] {
-        self.slices().map(std::io::IoSlice::new)
-    }
-
-    /// Bytes still to write.
-    pub fn remaining(&self) -> usize {
-        self.slices().iter().map(|s| s.len()).sum()
-    }
-
-    /// Whether everything was written.
-    pub fn is_empty(&self) -> bool {
-        self.remaining() == 0
-    }
-
-    /// Reports that the first `n` bytes of [`slices`](Self::slices) were
-    /// written. `n` is clamped to what remains.
-    pub fn advance(&mut self, mut n: usize) {
-        let pending = self.core.tx.len() - self.core.tx_pos;
-        if pending > 0 {
-            let k = n.min(pending);
-            self.core.transmitted(k);
-            n -= k;
+    /// Appends every unsent byte to `out` (taking the buffer itself when
+    /// `out` is empty) and marks them sent.
+    pub fn drain(&mut self, out: &mut Vec<u8>) {
+        if out.is_empty() && self.pos == 0 {
+            core::mem::swap(out, &mut self.buf);
+        } else {
+            out.extend_from_slice(&self.buf[self.pos..]);
         }
-        let head = (self.head_len - self.head_pos) as usize;
-        let k = n.min(head);
-        self.head_pos += k as u8;
-        n -= k;
-        self.payload = &self.payload[n.min(self.payload.len())..];
+        self.transmitted(usize::MAX);
+    }
+
+    /// Queues the unwritten rest of a vectored write, after the queue's own bytes.
+    pub fn append(&mut self, head: &[u8], payload: &[u8]) {
+        self.buf.reserve(head.len() + payload.len());
+        self.buf.extend_from_slice(head);
+        self.buf.extend_from_slice(payload);
+    }
+
+    /// Backpressure: a frame with `len` payload bytes may be queued unless it
+    /// would take a non-empty queue past the high-water mark.
+    pub fn check_room(&self, len: usize) -> Result<(), UsageError> {
+        let queued = self.pending();
+        if queued > 0 && queued.saturating_add(len) > self.limit {
+            return Err(UsageError::SendBufferFull {
+                queued,
+                more: len,
+                limit: self.limit,
+            });
+        }
+        Ok(())
     }
 }
 
-impl Drop for Transmit<'_> {
-    fn drop(&mut self) {
-        // Not written: queued in order, after the connection's own bytes.
-        let head = &self.head[self.head_pos as usize..self.head_len as usize];
-        if !head.is_empty() || !self.payload.is_empty() {
-            self.core.tx.reserve(head.len() + self.payload.len());
-            self.core.tx.extend_from_slice(head);
-            self.core.tx.extend_from_slice(self.payload);
-        }
+impl Connection {
+    /// Output: the bytes waiting to be sent, or `None` if there are none.
+    /// Report how many were written with [`transmitted`](Self::transmitted).
+    pub fn poll_transmit(&self) -> Option<&[u8]> {
+        let pending = self.core.tx.unsent();
+        (!pending.is_empty()).then_some(pending)
     }
-}
 
-impl fmt::Debug for Transmit<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Transmit")
-            .field("remaining", &self.remaining())
-            .finish()
+    /// Input: `n` bytes from [`poll_transmit`](Self::poll_transmit) were written.
+    /// `n` is clamped to what was pending.
+    pub fn transmitted(&mut self, n: usize) {
+        self.core.tx.transmitted(n);
+    }
+
+    /// Output: appends every byte waiting to be sent to `out` and marks them sent.
+    pub fn drain_transmit(&mut self, out: &mut Vec<u8>) {
+        self.core.tx.drain(out);
+    }
+
+    /// Bytes waiting to be sent.
+    pub fn pending_transmit(&self) -> usize {
+        self.core.tx.pending()
     }
 }

@@ -134,7 +134,7 @@ impl ClientRequest {
         config: &Config,
     ) -> Result<(::http::Request<()>, ExpectedResponse), UsageError> {
         self.validate()?;
-        let offering = crate::connection::deflate::client_offers(self, config);
+        let offering = super::extensions::client_offers(self, config);
         let this = offering.as_ref().unwrap_or(self);
         let scheme = if self.is_secure() { "https" } else { "http" };
         let default_port = if self.is_secure() { 443 } else { 80 };

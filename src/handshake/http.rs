@@ -209,19 +209,7 @@ pub(super) fn accept_as(
 /// The `Sec-WebSocket-Extensions` response to `request`'s offers that
 /// `config` accepts: permessage-deflate, the only extension implemented.
 pub(super) fn negotiate_extensions(request: &Request, config: &crate::Config) -> Option<String> {
-    #[cfg(feature = "deflate")]
-    {
-        config
-            .deflate
-            .as_ref()
-            .and_then(|deflate| deflate.negotiate(request.extensions()))
-            .map(|response| response.to_string())
-    }
-    #[cfg(not(feature = "deflate"))]
-    {
-        let _ = (request, config);
-        None
-    }
+    super::extensions::server_negotiate(request, config).map(|(response, _)| response)
 }
 
 impl Reject {

@@ -67,6 +67,7 @@
 //! ```
 
 mod client;
+pub(crate) mod extensions;
 #[cfg(feature = "http")]
 mod h2;
 #[cfg(feature = "http")]
