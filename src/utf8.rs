@@ -133,3 +133,31 @@ impl Utf8Validator {
         if mid { Err(InvalidUtf8) } else { Ok(()) }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The contract of `assume_validated`, kept: whatever `is_valid` or a
+    /// finished `Utf8Validator` accepted comes back as the same text.
+    #[test]
+    #[allow(unsafe_code)]
+    fn validated_text_comes_back_unchanged() {
+        for text in ["", "ascii", "é", "我能吞下玻璃", "🦊 and 🐻", "a\u{0}b"] {
+            let bytes = text.as_bytes();
+            assert!(is_valid(bytes));
+            let mut validator = Utf8Validator::new();
+            for chunk in bytes.chunks(1) {
+                validator.feed(chunk).unwrap();
+            }
+            validator.finish().unwrap();
+            // SAFETY: validated just above, whole and byte by byte.
+            assert_eq!(unsafe { assume_validated(bytes) }, text);
+        }
+        // And what it must never be given is refused by both checks.
+        assert!(!is_valid(b"\xC3"));
+        let mut validator = Utf8Validator::new();
+        validator.feed(b"\xC3").unwrap();
+        assert!(validator.finish().is_err());
+    }
+}

@@ -288,3 +288,26 @@ fn from_connection_needs_no_runtime() {
     let ws = WebSocket::from_connection(a, Connection::open_server(Config::default()));
     assert!(ws.connection().is_open());
 }
+
+/// `from_connection` with a connection whose clock had started (here at
+/// 1000 s): its keepalive still fires after its interval on the adapter's
+/// clock, instead of waiting for the adapter's time to reach 1000 s.
+#[tokio::test]
+async fn a_connection_with_a_started_clock_keeps_its_keepalive() {
+    use tokio::io::AsyncReadExt;
+    let mut config = Config::default();
+    config.keepalive_interval = Some(Duration::from_millis(50));
+    config.keepalive_timeout = None;
+    let mut conn = Connection::open_server(config);
+    conn.handle_timeout(Duration::from_secs(1000));
+    let (ours, mut peer) = tokio::io::duplex(1024);
+    let mut ws = WebSocket::from_connection(ours, conn);
+    let reader = tokio::spawn(async move { ws.recv().await.map(|_| ()) });
+    let mut head = [0; 2];
+    timeout(Duration::from_secs(5), peer.read_exact(&mut head))
+        .await
+        .expect("no keepalive ping within 5 s")
+        .unwrap();
+    assert_eq!(head[0], 0x89, "a ping");
+    reader.abort();
+}

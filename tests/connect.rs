@@ -255,6 +255,24 @@ mod on_tokio {
         .await;
     }
 
+    /// A connect timeout too long for `Instant` is no timeout: the deadline
+    /// is not added unchecked (it panicked with `Duration::MAX`).
+    #[tokio::test]
+    async fn an_endless_connect_timeout_connects() {
+        bounded(async {
+            let (port, server) = echo_server().await;
+            let request = request(&format!("ws://127.0.0.1:{port}/endless"));
+            let mut ws = Connector::new()
+                .connect_timeout(Duration::MAX)
+                .connect_tokio(&request, Config::default())
+                .await
+                .unwrap();
+            echo_once(&mut ws).await;
+            assert_eq!(server.await.unwrap(), Seen::expected("/endless"));
+        })
+        .await;
+    }
+
     /// The connect future can be spawned.
     #[tokio::test]
     async fn the_connect_future_is_send() {

@@ -153,7 +153,14 @@ impl Connection {
         }
         self.rx.reserve(want);
         self.rx.lent = true;
-        &mut self.rx.buf[self.rx.end..]
+        let free = &mut self.rx.buf[self.rx.end..];
+        match self.core.state {
+            State::Closed { .. } => {
+                let len = free.len().min(DISCARD_READ);
+                &mut free[..len]
+            }
+            _ => free,
+        }
     }
 
     /// Input: `n` bytes were written at the start of [`recv_buffer`](Self::recv_buffer).
