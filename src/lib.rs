@@ -229,38 +229,77 @@
 //!
 //! ## Writing an adapter for another runtime
 //!
-//! An adapter is the run loop above, with these rules (the two in
-//! `src/adapter/` follow them and are short enough to copy from):
+//! An adapter is a `match` over one call, [`Driver::step`]: it says what to
+//! do next toward a [`Goal`] (the next event, everything flushed, the
+//! transport's end), and the driver's other methods take what happened. Both
+//! adapters in `src/adapter/` are that match plus their public methods; an
+//! io_uring, event-loop or embedded adapter is the same match over other I/O.
 //!
-//! 1. **Read into [`Connection::recv_buffer`]**, then [`Connection::commit_recv`]
-//!    with the count, `0` if the read failed or was cancelled. Its first read
-//!    into an idle connection is small ([`Config::retain_buffer_size`]), so an
-//!    idle connection holds no buffer: loop, do not assume a size. Or copy in
-//!    with [`Connection::handle_read`]. A read of 0 bytes is
-//!    [`Connection::handle_eof`].
-//! 2. **Give it the time** with [`Connection::handle_timeout`] before each
-//!    read is committed and when [`Connection::poll_timeout`] passes; wait on
-//!    that deadline beside the read.
-//! 3. **Drain events, then transmits**, after every input and command.
-//!    [`Connection::has_event`] tells, without handing one out, whether an
-//!    event is ready (useful to flush before blocking in a read).
-//! 4. **Write [`Connection::poll_transmit`]** and report each write with
-//!    [`Connection::transmitted`]; partial writes are fine. For large messages,
-//!    [`Connection::send_vectored`] hands out the frame header and the
-//!    caller's payload for one vectored write, and queues what was not
-//!    written if the write is cancelled.
-//! 5. **Respect backpressure**: a send refused with
-//!    [`UsageError::SendBufferFull`] means "write out what is queued, then
-//!    retry" ([`Config::max_send_buffer`]).
-//! 6. **Close the transport when [`Connection::should_close_transport`]** says
-//!    so, after writing what is queued: at once for a server, after the
-//!    server's end of stream (or the close timeout) for a client
-//!    (RFC 6455 §7.1.1).
+//! | [`Step`] | the adapter does | and reports with |
+//! |---|---|---|
+//! | `Write` | writes [`Driver::transmit`] (a partial write is fine) | [`Driver::wrote`] `(n)`, or [`Driver::write_failed`] (which says whether to report the error) |
+//! | `Flush` | flushes the transport's own buffers (TLS records, a `BufWriter`) | [`Driver::flushed`] |
+//! | `Event` | hands [`Driver::event`] to the application | |
+//! | `Read { deadline }` | reads into [`Driver::recv_buffer`], waiting at most until `deadline` on its clock | [`Driver::read`] `(now, n)` (`0`: end of stream), or [`Driver::no_read`] `(now)` when the deadline came first or the read failed or was cancelled |
+//! | `CloseTransport` | shuts the transport down, or drops it | |
+//! | `Closed` / `Done` | returns: the connection is over / the goal is reached | |
 //!
-//! Cancellation is safe at any await point so long as the connection is
-//! never left with a read it was not told about: commit what a read
-//! returned, and nothing else is lost, since every byte accepted is held by
-//! the connection until it is handed out or sent.
+//! Before a command the adapter gives the time with [`Driver::tick`] and
+//! runs [`Goal::Flush`] (backpressure: the queue never grows past one
+//! message), then runs the command on [`Driver::connection_mut`], then
+//! [`Goal::Flush`] again. The clock is the adapter's: a monotonic
+//! [`Duration`](core::time::Duration) since the driver was made.
+//!
+//! The rules the driver keeps, so that an adapter cannot get them wrong:
+//!
+//! 1. **What parsing queued goes out before the event that caused it** (a
+//!    pong, the echo of a close, the close frame of a failure), so an
+//!    application that stops reading never leaves it behind.
+//! 2. **Once the connection is closed, a failed write is no error while the
+//!    closing event waits**: the peer that has gone cannot take the echo of
+//!    its close, and [`Event::Closed`] still goes out.
+//! 3. **The buffer lent to a read comes back before the time is given, and
+//!    the time is given before received bytes are committed**, so the bytes
+//!    are timed at the read and an idle connection frees its buffer.
+//! 4. **The driver's clock starts at zero** whatever the connection's said:
+//!    a connection whose clock had started keeps its deadlines.
+//! 5. **The transport is flushed only after bytes were written to it.**
+//! 6. **The transport closes when RFC 6455 §7.1.1 says**: at once for a
+//!    server, after the server's end of stream (or the close timeout) for a
+//!    client.
+//!
+//! Cancellation is safe at any await point: a `Step` borrows nothing, and
+//! every byte accepted is held by the connection until it is handed out or
+//! sent, so a read that is dropped is reported with `no_read` and loses
+//! nothing. The driver's first read into an idle connection is small
+//! ([`Config::retain_buffer_size`]), so an idle connection holds no buffer:
+//! loop, do not assume a size.
+//!
+//! Without the driver, the same loop runs on [`Connection`] itself:
+//! [`Connection::recv_buffer`] / [`Connection::commit_recv`],
+//! [`Connection::handle_timeout`] at [`Connection::poll_timeout`],
+//! [`Connection::has_event`] / [`Connection::poll_event`],
+//! [`Connection::poll_transmit`] / [`Connection::transmitted`],
+//! [`Connection::should_close_transport`]; for large messages,
+//! [`Connection::send_vectored`] hands out the frame header and the
+//! caller's payload for one vectored write. A send refused with
+//! [`UsageError::SendBufferFull`] means "write out what is queued, then
+//! retry" ([`Config::max_send_buffer`]).
+//!
+//! ## Inside the connection
+//!
+//! The state machine is split into rooms, each owning its state (the map is
+//! in `src/connection/mod.rs`): the received bytes (`buffer`), the receive
+//! path (`recv`: inputs, the parser, control frames in, `poll_event`), the
+//! fast path for whole small frames (`fast`, its invariants at its top), the
+//! send commands (`send`) and the transmit queue (`transmit`: framing,
+//! masking, backpressure, pong coalescing; `vectored` for a payload written
+//! from the caller's buffer), the closing handshake and every ending
+//! (`close`), the opening handshake as the connection drives it (`opening`),
+//! timers (`timers`), permessage-deflate's data path (`deflate`), the events
+//! (`event`) and the [`Driver`] (`driver`). The layers below only call
+//! down: `frame`, `utf8` < [`message`] < `deflate` < [`handshake`] <
+//! [`Connection`] < `adapter`, which CI checks (`.ci/layers.py`).
 //!
 //! ## Testing your code
 //!
