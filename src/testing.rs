@@ -347,6 +347,49 @@ impl Pair {
         events
     }
 
+    /// Moves everything the client has queued to send to the server as one
+    /// read, through [`Connection::handle_read`], and returns every event
+    /// the server then has. Bytes already in flight towards the server go
+    /// first. Unlike [`deliver`](Self::deliver), the read is one whole
+    /// [`handle_read`](Connection::handle_read) whatever its size, the clock
+    /// is not read and end of stream is not reported; as with
+    /// [`write`](Self::write), nothing moves once the client has shut its
+    /// output down.
+    ///
+    /// ```
+    /// use wsmachine::testing::Pair;
+    /// use wsmachine::{Config, OwnedEvent};
+    ///
+    /// let mut pair = Pair::open(Config::default(), Config::default());
+    /// pair.client.send_ping(b"hi").unwrap();
+    /// assert_eq!(pair.client_to_server(), [OwnedEvent::Ping(b"hi".to_vec())]);
+    /// assert_eq!(pair.server_to_client(), [OwnedEvent::Pong(b"hi".to_vec())]);
+    /// ```
+    pub fn client_to_server(&mut self) -> Vec<OwnedEvent> {
+        self.transfer(Side::Client)
+    }
+
+    /// Moves everything the server has queued to send to the client as one
+    /// read and returns every event the client then has: the mirror of
+    /// [`client_to_server`](Self::client_to_server).
+    pub fn server_to_client(&mut self) -> Vec<OwnedEvent> {
+        self.transfer(Side::Server)
+    }
+
+    /// What [`client_to_server`](Self::client_to_server) and
+    /// [`server_to_client`](Self::server_to_client) do, from `from`.
+    fn transfer(&mut self, from: Side) -> Vec<OwnedEvent> {
+        let to = from.peer();
+        let pipe = self.pipe(to);
+        let mut bytes: Vec<u8> = pipe.bytes.drain(..).collect();
+        if !pipe.shut {
+            self.conn(from).drain_transmit(&mut bytes);
+        }
+        let conn = self.conn(to);
+        conn.handle_read(&bytes);
+        drain_events(conn)
+    }
+
     /// Every event `side` has ready now (after [`advance`](Self::advance),
     /// say), owned.
     pub fn events(&mut self, side: Side) -> Vec<OwnedEvent> {

@@ -3,6 +3,7 @@
 
 mod common;
 use common::*;
+use wsmachine::testing::Pair;
 use wsmachine::{
     CloseCode, CloseInfo, Config, Connection, Error, Initiator, MessageKind, OwnedEvent,
     ProtocolError, UsageError,
@@ -71,7 +72,7 @@ fn remote_close_is_echoed_with_the_same_code_and_reported() {
 
 #[test]
 fn local_close_then_echo() {
-    let mut pair = Pair::new();
+    let mut pair = Pair::open(Config::default(), Config::default());
     pair.client.close(CloseCode::NORMAL, "done").unwrap();
     assert!(!pair.client.is_open());
     assert!(!pair.client.is_closed(), "waiting for the echo");
@@ -120,7 +121,7 @@ fn local_close_reports_the_code_of_the_peer_frame() {
 
 #[test]
 fn simultaneous_close() {
-    let mut pair = Pair::new();
+    let mut pair = Pair::open(Config::default(), Config::default());
     pair.client.close(CloseCode::NORMAL, "client").unwrap();
     pair.server.close(CloseCode::GOING_AWAY, "server").unwrap();
     let from_client = take_transmit(&mut pair.client);

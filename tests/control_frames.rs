@@ -4,6 +4,7 @@
 mod common;
 use common::*;
 use wsmachine::frame::OpCode;
+use wsmachine::testing::Pair;
 use wsmachine::{Config, Connection, Error, OwnedEvent, ProtocolError, UsageError};
 
 const TEXT: u8 = 0x1;
@@ -58,11 +59,12 @@ fn client_answers_a_ping_with_a_masked_pong() {
 
 #[test]
 fn every_ping_gets_its_own_pong_in_order() {
-    let mut pair = Pair::new();
+    let mut pair = Pair::open(Config::default(), Config::default());
     for i in 0..10u8 {
         pair.client.send_ping(&[i; 3]).unwrap();
     }
-    let (at_client, at_server) = pair.pump();
+    let at_server = pair.client_to_server();
+    let at_client = pair.server_to_client();
     let pings: Vec<_> = (0..10u8).map(|i| OwnedEvent::Ping(vec![i; 3])).collect();
     let pongs: Vec<_> = (0..10u8).map(|i| OwnedEvent::Pong(vec![i; 3])).collect();
     assert_eq!(at_server, pings);
@@ -94,17 +96,18 @@ fn without_auto_pong_nothing_is_queued_and_send_pong_answers() {
         server_frame(true, PONG, b"are you there")
     );
 
-    let mut pair = Pair::with_config({
+    let no_auto_pong = {
         let mut c = Config::default();
         c.auto_pong = false;
         c
-    });
+    };
+    let mut pair = Pair::open(no_auto_pong.clone(), no_auto_pong);
     pair.server.send_ping(b"x").unwrap();
-    let (at_client, _) = pair.pump();
+    let at_client = pair.server_to_client();
     assert_eq!(at_client, vec![OwnedEvent::Ping(b"x".to_vec())]);
     assert_eq!(pair.client.pending_transmit(), 0);
     pair.client.send_pong(b"x").unwrap();
-    let (_, at_server) = pair.pump();
+    let at_server = pair.client_to_server();
     assert_eq!(at_server, vec![OwnedEvent::Pong(b"x".to_vec())]);
 }
 

@@ -4,6 +4,7 @@
 mod common;
 use common::*;
 use wsmachine::frame::OpCode;
+use wsmachine::testing::Pair;
 use wsmachine::{
     Config, Connection, Error, MessageKind, MessageMode, OwnedEvent, ProtocolError, UsageError,
 };
@@ -460,14 +461,14 @@ fn send_fragment_sequences_opcodes_and_fin() {
 
 #[test]
 fn client_fragments_reach_the_server() {
-    let mut pair = Pair::new();
+    let mut pair = Pair::open(Config::default(), Config::default());
     let c = &mut pair.client;
     c.send_fragment(MessageKind::Binary, &[1, 2], false)
         .unwrap();
     c.send_pong(b"unsolicited").unwrap();
     c.send_fragment(MessageKind::Binary, &[3], true).unwrap();
     c.send_text("next").unwrap();
-    let (_, at_server) = pair.pump();
+    let at_server = pair.client_to_server();
     assert_eq!(
         at_server,
         vec![

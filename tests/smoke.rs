@@ -1,14 +1,16 @@
 mod common;
 use common::*;
-use wsmachine::{CloseCode, Initiator, OwnedEvent};
+use wsmachine::testing::Pair;
+use wsmachine::{CloseCode, Config, Initiator, OwnedEvent};
 
 #[test]
 fn text_binary_ping_and_close_round_trip() {
-    let mut pair = Pair::new();
+    let mut pair = Pair::open(Config::default(), Config::default());
     pair.client.send_text("hello").unwrap();
     pair.client.send_binary(&[1, 2, 3]).unwrap();
     pair.client.send_ping(b"p").unwrap();
-    let (at_client, at_server) = pair.pump();
+    let at_server = pair.client_to_server();
+    let at_client = pair.server_to_client();
     assert_eq!(
         at_server,
         vec![
@@ -19,7 +21,8 @@ fn text_binary_ping_and_close_round_trip() {
     );
     assert_eq!(at_client, vec![OwnedEvent::Pong(b"p".to_vec())]);
     pair.server.close(CloseCode::NORMAL, "bye").unwrap();
-    let (at_client, at_server) = pair.pump();
+    let at_client = pair.server_to_client();
+    let at_server = pair.client_to_server();
     let c = closed(&at_client);
     assert_eq!(
         (c.code(), c.reason(), c.initiator(), c.is_clean()),
@@ -34,7 +37,7 @@ fn text_binary_ping_and_close_round_trip() {
 
 #[test]
 fn bytewise_delivery_matches() {
-    let mut pair = Pair::new();
+    let mut pair = Pair::open(Config::default(), Config::default());
     pair.client
         .send_fragment(wsmachine::MessageKind::Text, "h€".as_bytes(), false)
         .unwrap();

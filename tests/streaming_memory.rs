@@ -1,6 +1,5 @@
 //! Streaming mode passes a message of any size through bounded memory.
-mod common;
-use common::*;
+use wsmachine::testing::Pair;
 use wsmachine::{Config, Connection, Event, MessageKind, MessageMode};
 
 /// Streams `total` bytes as one binary frame from a client, 64 KiB per read,
@@ -86,7 +85,7 @@ fn whole_mode_holds_the_message_for_contrast() {
 
 #[test]
 fn memory_usage_starts_at_zero() {
-    let pair = Pair::new();
+    let pair = Pair::open(Config::default(), Config::default());
     assert_eq!(pair.server.memory_usage(), 0);
     assert_eq!(pair.client.memory_usage(), 0);
 }

@@ -1,5 +1,8 @@
-//! An in-memory client/server pair, with seeded entropy and control over how
-//! the byte stream is split into reads. No sockets, no sleeps.
+//! Helpers for the tests: feeding bytes in chosen reads, hand-made frames,
+//! decoding what a connection sent, and checks on the events. No sockets, no
+//! sleeps. For a client and a server wired back to back, tests use
+//! `wsmachine::testing::Pair` (the `testing` feature, which the crate's
+//! dev-dependency on itself turns on).
 #![allow(dead_code)]
 
 use wsmachine::frame::{Frame, FrameHeader, OpCode, Status, encode_frame};
@@ -7,55 +10,6 @@ use wsmachine::{
     CloseCode, Config, Connection, Error, Initiator, MessageKind, OwnedEvent, ProtocolError,
     SeededEntropy,
 };
-
-/// A client and a server connection wired back to back.
-pub struct Pair {
-    pub client: Connection,
-    pub server: Connection,
-}
-
-impl Pair {
-    pub fn new() -> Self {
-        Self::with_configs(Config::default(), Config::default())
-    }
-
-    pub fn with_config(config: Config) -> Self {
-        Self::with_configs(config.clone(), config)
-    }
-
-    pub fn with_configs(client: Config, server: Config) -> Self {
-        Self {
-            client: Connection::open_client(client, SeededEntropy::new(0x5eed)),
-            server: Connection::open_server(server),
-        }
-    }
-
-    /// Moves everything the client queued to the server in one read; returns the server's events.
-    pub fn client_to_server(&mut self) -> Vec<OwnedEvent> {
-        let bytes = take_transmit(&mut self.client);
-        feed(&mut self.server, &bytes, &[])
-    }
-
-    /// Moves everything the server queued to the client in one read; returns the client's events.
-    pub fn server_to_client(&mut self) -> Vec<OwnedEvent> {
-        let bytes = take_transmit(&mut self.server);
-        feed(&mut self.client, &bytes, &[])
-    }
-
-    /// Moves bytes both ways until neither side has anything to send.
-    /// Returns (client events, server events). Bounded: at most 64 rounds.
-    pub fn pump(&mut self) -> (Vec<OwnedEvent>, Vec<OwnedEvent>) {
-        let (mut at_client, mut at_server) = (Vec::new(), Vec::new());
-        for _ in 0..64 {
-            if self.client.pending_transmit() == 0 && self.server.pending_transmit() == 0 {
-                break;
-            }
-            at_server.extend(self.client_to_server());
-            at_client.extend(self.server_to_client());
-        }
-        (at_client, at_server)
-    }
-}
 
 /// Takes every byte a connection has queued to send.
 pub fn take_transmit(conn: &mut Connection) -> Vec<u8> {
