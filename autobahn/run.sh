@@ -3,6 +3,9 @@
 # case with autobahn/expected.json:
 #   server role: wstest's fuzzing client against examples/echo_server
 #   client role: examples/autobahn_client against wstest's fuzzing server
+# AUTOBAHN_CASES="12.*,13.*" runs only those cases (compared with their expected
+# results); WSM_DEFLATE chooses permessage-deflate's memory setting in both
+# testees (see examples/support/deflate_setting.rs).
 # Installs autobahntestsuite from PyPI into a Python 2.7 virtualenv (it runs on
 # Python 2.7 only). Usage: bash autobahn/run.sh [--update-expected]
 set -euo pipefail
@@ -60,6 +63,21 @@ wait_port() { # wait up to 10 s for a listener on 127.0.0.1:$1
 
 cp "$here/fuzzingclient.json" "$here/fuzzingserver.json" "$work/"
 cd "$work"
+subset=()
+if [ -n "${AUTOBAHN_CASES:-}" ]; then
+  python3 - "$AUTOBAHN_CASES" fuzzingclient.json fuzzingserver.json <<'PY'
+import json, sys
+cases = sys.argv[1].split(",")
+for path in sys.argv[2:]:
+    with open(path) as f:
+        spec = json.load(f)
+    spec["cases"] = cases
+    with open(path, "w") as f:
+        json.dump(spec, f, indent=1)
+PY
+  subset=(--subset)
+  echo "autobahn: cases ${AUTOBAHN_CASES}, deflate ${WSM_DEFLATE:-default}"
+fi
 rm -rf reports
 start=$(date +%s)
 
@@ -76,4 +94,4 @@ wait_port 9003
 timeout 1800 "$bin/autobahn_client" ws://127.0.0.1:9003
 
 echo "autobahn: both roles took $(( $(date +%s) - start )) s"
-python3 "$here/compare.py" "$here/expected.json" reports/server/index.json reports/client/index.json "$@"
+python3 "$here/compare.py" "$here/expected.json" reports/server/index.json reports/client/index.json "${subset[@]}" "$@"

@@ -13,22 +13,26 @@ use wsmachine::{Config, OwnedEvent};
 
 const AGENT: &str = "wsmachine";
 
-fn connect(url: &str) -> Result<WebSocket<TcpStream>, Box<dyn std::error::Error>> {
+#[path = "support/deflate_setting.rs"]
+mod deflate_setting;
+
+fn connect(url: &str, config: &Config) -> Result<WebSocket<TcpStream>, Box<dyn std::error::Error>> {
     let request = ClientRequest::new(url)?;
     let stream = TcpStream::connect((request.host().trim_matches(['[', ']']), request.port()))?;
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-    let mut config = Config::default();
-    config.max_message_size = 64 << 20;
-    Ok(WebSocket::connect(stream, &request, config)?)
+    Ok(WebSocket::connect(stream, &request, config.clone())?)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let base = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "ws://127.0.0.1:9001".into());
+    let mut config = Config::default();
+    config.max_message_size = 64 << 20;
+    let config = deflate_setting::config_from_env(config);
 
-    let mut ws = connect(&format!("{base}/getCaseCount"))?;
+    let mut ws = connect(&format!("{base}/getCaseCount"), &config)?;
     let count: u32 = match ws.recv()? {
         OwnedEvent::Text(n) => n.trim().parse()?,
         other => return Err(format!("expected the case count, got {other:?}").into()),
@@ -37,7 +41,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     eprintln!("{count} cases");
 
     for case in 1..=count {
-        let mut ws = match connect(&format!("{base}/runCase?case={case}&agent={AGENT}")) {
+        let mut ws = match connect(
+            &format!("{base}/runCase?case={case}&agent={AGENT}"),
+            &config,
+        ) {
             Ok(ws) => ws,
             Err(e) => {
                 eprintln!("case {case}: {e}");
@@ -58,7 +65,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
 
-    let mut ws = connect(&format!("{base}/updateReports?agent={AGENT}"))?;
+    let mut ws = connect(&format!("{base}/updateReports?agent={AGENT}"), &config)?;
     while !matches!(ws.recv(), Ok(OwnedEvent::Closed(_)) | Err(_)) {}
     eprintln!("reports updated");
     Ok(())

@@ -2,10 +2,15 @@
 //! text as text and binary as binary, one task per connection.
 //!
 //! `cargo run --example echo_server --features tokio -- 127.0.0.1:9001`
+//! (`WSM_DEFLATE` chooses permessage-deflate's memory setting: see
+//! `examples/support/deflate_setting.rs`).
 
 use tokio::net::{TcpListener, TcpStream};
 use wsmachine::adapter::tokio::WebSocket;
 use wsmachine::{Config, Event};
+
+#[path = "support/deflate_setting.rs"]
+mod deflate_setting;
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
@@ -14,10 +19,12 @@ async fn main() -> std::io::Result<()> {
         .unwrap_or_else(|| "127.0.0.1:9001".into());
     let listener = TcpListener::bind(&addr).await?;
     eprintln!("echo server listening on ws://{}", listener.local_addr()?);
+    let config = deflate_setting::config_from_env(Config::default());
     loop {
         let (stream, _) = listener.accept().await?;
+        let config = config.clone();
         tokio::spawn(async move {
-            if let Err(e) = serve(stream).await {
+            if let Err(e) = serve(stream, config).await {
                 eprintln!("connection ended: {e}");
             }
         });
@@ -32,9 +39,9 @@ enum Reply {
     Stop,
 }
 
-async fn serve(stream: TcpStream) -> Result<(), wsmachine::adapter::Error> {
+async fn serve(stream: TcpStream, config: Config) -> Result<(), wsmachine::adapter::Error> {
     stream.set_nodelay(true)?;
-    let mut ws = WebSocket::accept(stream, Config::default()).await?;
+    let mut ws = WebSocket::accept(stream, config).await?;
     loop {
         // The message is read in place; only the reply is copied.
         let reply = ws

@@ -32,3 +32,36 @@ pub fn corpus(n: usize) -> Vec<String> {
         })
         .collect()
 }
+
+/// A deterministic chat-like corpus: short messages (about 40 to 120 bytes)
+/// of a chat room, one message each, as a browser sends and receives them.
+#[allow(dead_code)]
+pub fn chat(n: usize) -> Vec<String> {
+    let names = ["alice", "bob", "carol", "dave", "erin", "frank", "grace"];
+    let words = [
+        "hi", "hello", "there", "yes", "no", "maybe", "lunch", "meeting", "at", "noon", "see",
+        "you", "soon", "thanks", "great", "the", "build", "is", "green", "again", "ship", "it",
+        "today", "tomorrow", "ok", "lol", "what", "about", "review", "done",
+    ];
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    (0..n)
+        .map(|i| {
+            let r = next();
+            let len = 2 + (r % 12) as usize;
+            let text: Vec<&str> = (0..len)
+                .map(|k| words[((r >> (k * 5 % 60)) ^ next()) as usize % words.len()])
+                .collect();
+            format!(
+                r#"{{"type":"message","room":"general","from":"{}","id":{i},"text":"{}"}}"#,
+                names[(r >> 20) as usize % names.len()],
+                text.join(" ")
+            )
+        })
+        .collect()
+}

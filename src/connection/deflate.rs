@@ -169,7 +169,7 @@ pub(super) use enabled::Pmd;
 mod enabled {
     use super::*;
 
-    use crate::deflate::{Compressor, Decompressor, DeflateConfig};
+    use crate::deflate::{CodecPool, Compressor, Decompressor, DeflateConfig, Memory};
 
     /// The permessage-deflate state of a connection.
     #[derive(Debug)]
@@ -177,22 +177,68 @@ mod enabled {
         agreement: Agreement,
         level: u32,
         threshold: usize,
+        /// Where the zlib states come from.
+        pool: Option<CodecPool>,
+        mem_level: u8,
+        /// The window our compressor uses (at most the agreed one).
+        own_window_bits: u8,
+        /// Dedicated: kept for context takeover. Shared: borrowed for the
+        /// message being sent.
         compressor: Option<Compressor>,
+        /// Likewise, for the message being received.
         decompressor: Option<Decompressor>,
+        /// Shared, with context takeover: the last bytes we compressed (our
+        /// window's worth), the context a borrowed compressor starts from.
+        sent: Vec<u8>,
+        /// Likewise, the last bytes the peer's messages inflated to.
+        received: Vec<u8>,
         /// Compressed output, encoded into a frame from here.
         scratch: Vec<u8>,
+    }
+
+    /// Keeps the last `cap` bytes of `history` followed by `data`, in at
+    /// most `cap` bytes of capacity.
+    fn remember(history: &mut Vec<u8>, data: &[u8], cap: usize) {
+        if data.len() >= cap {
+            history.clear();
+            history.reserve_exact(cap);
+            history.extend_from_slice(&data[data.len() - cap..]);
+            return;
+        }
+        let excess = (history.len() + data.len()).saturating_sub(cap);
+        history.drain(..excess);
+        let needed = history.len() + data.len();
+        if history.capacity() < needed {
+            // Geometric growth, but never past the window.
+            let target = needed.max(2 * history.capacity()).min(cap);
+            history.reserve_exact(target - history.len());
+        }
+        history.extend_from_slice(data);
     }
 
     impl Pmd {
         pub fn new(agreement: Agreement, config: &Config) -> Self {
             let defaults = DeflateConfig::default();
             let config = config.deflate.as_ref().unwrap_or(&defaults);
+            let (pool, mem_level, own_window_bits) = match &config.memory {
+                Memory::Dedicated { mem_level } => (None, *mem_level, agreement.own_window_bits),
+                Memory::Shared { pool, window_bits } => (
+                    Some(pool.clone()),
+                    crate::deflate::DEFAULT_MEM_LEVEL,
+                    agreement.own_window_bits.min(*window_bits),
+                ),
+            };
             Self {
                 agreement,
                 level: config.level,
                 threshold: config.threshold,
+                pool,
+                mem_level,
+                own_window_bits,
                 compressor: None,
                 decompressor: None,
+                sent: Vec::new(),
+                received: Vec::new(),
                 scratch: Vec::new(),
             }
         }
@@ -205,14 +251,46 @@ mod enabled {
         /// Compresses the next fragment of a message into a buffer that the
         /// caller encodes and hands back with [`Self::restore`].
         pub fn compress(&mut self, data: &[u8], end: bool) -> Vec<u8> {
-            let a = &self.agreement;
-            let compressor = self.compressor.get_or_insert_with(|| {
-                Compressor::new(self.level, a.own_window_bits, a.own_no_context_takeover)
-            });
+            let takeover = !self.agreement.own_no_context_takeover;
+            let bits = self.own_window_bits;
+            let compressor = match (&mut self.compressor, &self.pool) {
+                (Some(compressor), _) => compressor,
+                (slot @ None, Some(pool)) => {
+                    let mut compressor = pool.take_compressor(self.level, bits);
+                    compressor.restart(if takeover { &self.sent } else { &[] });
+                    slot.insert(compressor)
+                }
+                (slot @ None, None) => slot.insert(Compressor::with_mem_level(
+                    self.level,
+                    bits,
+                    self.mem_level,
+                    !takeover,
+                )),
+            };
             let mut out = core::mem::take(&mut self.scratch);
             out.clear();
             compressor.compress(data, end, &mut out);
+            if takeover && self.pool.is_some() {
+                remember(&mut self.sent, data, 1 << bits);
+            }
+            if end {
+                self.message_sent();
+            }
             out
+        }
+
+        /// The message being sent is done: a borrowed compressor goes back,
+        /// and one without context takeover is freed.
+        fn message_sent(&mut self) {
+            match &self.pool {
+                Some(pool) => {
+                    if let Some(compressor) = self.compressor.take() {
+                        pool.put_compressor(self.level, self.own_window_bits, compressor);
+                    }
+                }
+                None if self.agreement.own_no_context_takeover => self.compressor = None,
+                None => {}
+            }
         }
 
         /// Takes back the buffer [`Self::compress`] handed out, keeping a
@@ -233,19 +311,61 @@ mod enabled {
             out: &mut Vec<u8>,
             max_out: usize,
         ) -> Result<(usize, bool), ProtocolError> {
-            let a = &self.agreement;
-            let decompressor = self.decompressor.get_or_insert_with(|| {
-                Decompressor::new(a.peer_window_bits, a.peer_no_context_takeover)
-            });
-            decompressor
-                .decompress(input, end_of_message, out, max_out)
-                .map(|r| (r.consumed, r.done))
-                .map_err(|e| ProtocolError::InvalidCompressedData(e.0))
+            let takeover = !self.agreement.peer_no_context_takeover;
+            let decompressor = match (&mut self.decompressor, &self.pool) {
+                (Some(decompressor), _) => decompressor,
+                (slot @ None, Some(pool)) => {
+                    let mut decompressor = pool.take_decompressor();
+                    decompressor.restart(if takeover { &self.received } else { &[] });
+                    slot.insert(decompressor)
+                }
+                (slot @ None, None) => slot.insert(Decompressor::new(
+                    self.agreement.peer_window_bits,
+                    !takeover,
+                )),
+            };
+            let before = out.len();
+            let inflated = match decompressor.decompress(input, end_of_message, out, max_out) {
+                Ok(inflated) => inflated,
+                Err(e) => {
+                    // The connection fails; the state is not reused.
+                    self.decompressor = None;
+                    return Err(ProtocolError::InvalidCompressedData(e.0));
+                }
+            };
+            let ended = decompressor.stream_ended();
+            if takeover && self.pool.is_some() {
+                let cap = 1 << self.agreement.peer_window_bits;
+                remember(&mut self.received, &out[before..], cap);
+            }
+            if end_of_message && inflated.done {
+                self.message_received(ended);
+            }
+            Ok((inflated.consumed, inflated.done))
         }
 
-        /// Heap bytes of the buffers (the zlib states are documented apart).
+        /// The message being received is done: a borrowed decompressor goes
+        /// back, and one without context takeover is freed. `ended`: the
+        /// peer ended its stream, and its context with it.
+        fn message_received(&mut self, ended: bool) {
+            if ended {
+                self.received.clear();
+            }
+            match &self.pool {
+                Some(pool) => {
+                    if let Some(decompressor) = self.decompressor.take() {
+                        pool.put_decompressor(decompressor);
+                    }
+                }
+                None if self.agreement.peer_no_context_takeover => self.decompressor = None,
+                None => {}
+            }
+        }
+
+        /// Heap bytes of the buffers and the kept context (the zlib states
+        /// are documented apart).
         pub fn memory_usage(&self) -> usize {
-            self.scratch.capacity()
+            self.scratch.capacity() + self.sent.capacity() + self.received.capacity()
         }
     }
 }

@@ -5,7 +5,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+use zlib_rs::{Deflate, DeflateFlush, Inflate, InflateFlush, Method, Status, Strategy};
 
 /// RFC 7692 §7.2.1: the end of a sync flush, stripped from every compressed message.
 const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
@@ -29,20 +29,40 @@ fn zlib_window(bits: u8) -> u8 {
 /// assert_eq!(text, b"hello hello hello");
 /// ```
 pub struct Compressor {
-    inner: Compress,
+    inner: Deflate,
     no_context_takeover: bool,
 }
 
+/// zlib's default `memLevel`: 8.
+pub const DEFAULT_MEM_LEVEL: u8 = 8;
+
 impl Compressor {
     /// A compressor at zlib `level` (0–9) with an LZ77 window of
-    /// `window_bits` (8–15); `no_context_takeover` resets it after every message.
+    /// `window_bits` (8–15) and zlib's default `memLevel` (8);
+    /// `no_context_takeover` resets it after every message.
     pub fn new(level: u32, window_bits: u8, no_context_takeover: bool) -> Self {
+        Self::with_mem_level(level, window_bits, DEFAULT_MEM_LEVEL, no_context_takeover)
+    }
+
+    /// [`new`](Self::new) with zlib's `memLevel` (1–9): the size of its hash
+    /// table and block buffer, which dominate the compressor's memory (see
+    /// the [module docs](crate::deflate#memory)).
+    pub fn with_mem_level(
+        level: u32,
+        window_bits: u8,
+        mem_level: u8,
+        no_context_takeover: bool,
+    ) -> Self {
+        let config = zlib_rs::DeflateConfig {
+            level: level.min(9) as i32,
+            method: Method::Deflated,
+            // Negative: raw DEFLATE, no zlib header (RFC 7692 §7.2.1).
+            window_bits: -i32::from(zlib_window(window_bits)),
+            mem_level: i32::from(mem_level.clamp(1, 9)),
+            strategy: Strategy::Default,
+        };
         Self {
-            inner: Compress::new_with_window_bits(
-                Compression::new(level.min(9)),
-                false,
-                zlib_window(window_bits),
-            ),
+            inner: Deflate::new_with_config(config),
             no_context_takeover,
         }
     }
@@ -54,19 +74,26 @@ impl Compressor {
     pub fn compress(&mut self, data: &[u8], end: bool, out: &mut Vec<u8>) {
         let start = out.len();
         let mut input = data;
-        out.reserve(input.len() / 2 + 64);
         loop {
-            let before = self.inner.total_in();
+            // Room for the input at its worst (stored blocks), or as much as
+            // was produced so far (geometric growth while zlib flushes), zeroed:
+            // no `unsafe` for a write into uninitialised memory.
+            let room = (input.len() + (input.len() >> 3) + 64).max(out.len() - start);
+            let len = out.len();
+            out.resize(len + room, 0);
+            let (before_in, before_out) = (self.inner.total_in(), self.inner.total_out());
             // Errors come only from misuse of the stream, which this type rules
             // out; a failure would end the loop with what was produced.
-            let status = self.inner.compress_vec(input, out, FlushCompress::Sync);
-            let used = (self.inner.total_in() - before) as usize;
-            input = &input[used..];
-            let full = out.len() == out.capacity();
+            let status = self
+                .inner
+                .compress(input, &mut out[len..], DeflateFlush::SyncFlush);
+            let produced = (self.inner.total_out() - before_out) as usize;
+            out.truncate(len + produced);
+            input = &input[(self.inner.total_in() - before_in) as usize..];
+            let full = produced == room;
             if !full && (input.is_empty() || !matches!(status, Ok(Status::Ok))) {
                 break;
             }
-            out.reserve((input.len() / 2).max(out.capacity() - start).max(64));
         }
         if end {
             if out[start..].ends_with(&TAIL) {
@@ -80,6 +107,22 @@ impl Compressor {
             if self.no_context_takeover {
                 self.inner.reset();
             }
+        }
+    }
+}
+
+impl Compressor {
+    /// Starts afresh for the next message, with `dictionary` (the last bytes
+    /// this direction sent, at most a window) as its context: a compressor
+    /// shared between connections takes over each one's context this way.
+    /// The stream goes on for the peer: the last message ended byte-aligned
+    /// (RFC 7692 §7.2.1), and a back-reference into `dictionary` is one into
+    /// the peer's window.
+    pub(crate) fn restart(&mut self, dictionary: &[u8]) {
+        self.inner.reset();
+        if !dictionary.is_empty() {
+            // Raw DEFLATE takes a dictionary right after a reset; nothing else can fail.
+            let _ = self.inner.set_dictionary(dictionary);
         }
     }
 }
@@ -112,12 +155,14 @@ pub struct Inflated {
 /// Inflates messages for one direction of a connection (RFC 7692 §7.2.2),
 /// incrementally, with the output bounded on every call.
 pub struct Decompressor {
-    inner: Decompress,
+    inner: Inflate,
     no_context_takeover: bool,
     /// Bytes of [`TAIL`] fed for the message in progress.
     tail: usize,
     /// The peer ended its DEFLATE stream with a final block (§7.2.3.4).
     ended: bool,
+    /// The last message ended the stream so: its context is gone.
+    last_ended: bool,
 }
 
 impl Decompressor {
@@ -125,10 +170,11 @@ impl Decompressor {
     /// `no_context_takeover`: the peer resets after every message.
     pub fn new(window_bits: u8, no_context_takeover: bool) -> Self {
         Self {
-            inner: Decompress::new_with_window_bits(false, zlib_window(window_bits)),
+            inner: Inflate::new(false, zlib_window(window_bits)),
             no_context_takeover,
             tail: 0,
             ended: false,
+            last_ended: false,
         }
     }
 
@@ -179,12 +225,13 @@ impl Decompressor {
             let (before_in, before_out) = (self.inner.total_in(), self.inner.total_out());
             let status = self
                 .inner
-                .decompress(src, &mut out[len..], FlushDecompress::Sync);
+                .decompress(src, &mut out[len..], InflateFlush::SyncFlush);
             let used = (self.inner.total_in() - before_in) as usize;
             let produced = (self.inner.total_out() - before_out) as usize;
             out.truncate(len + produced);
             let status = status.map_err(|e| {
-                InflateError(String::from(e.message().unwrap_or("corrupt DEFLATE data")))
+                let message = self.inner.error_message().unwrap_or(e.as_str());
+                InflateError(String::from(message))
             })?;
             if from_input {
                 consumed += used;
@@ -207,7 +254,8 @@ impl Decompressor {
         if end_of_message {
             self.tail = 0;
             // A stream ended by a final block cannot go on: the next message starts afresh.
-            if self.no_context_takeover || core::mem::take(&mut self.ended) {
+            self.last_ended = core::mem::take(&mut self.ended);
+            if self.no_context_takeover || self.last_ended {
                 self.inner.reset(false);
             }
         }
@@ -215,6 +263,28 @@ impl Decompressor {
             consumed,
             done: true,
         })
+    }
+}
+
+impl Decompressor {
+    /// Starts afresh for the next message, with `dictionary` (the last bytes
+    /// the peer sent, at most its window) as its context: a decompressor
+    /// shared between connections takes over each one's context this way.
+    pub(crate) fn restart(&mut self, dictionary: &[u8]) {
+        self.inner.reset(false);
+        self.tail = 0;
+        self.ended = false;
+        self.last_ended = false;
+        if !dictionary.is_empty() {
+            // Raw inflate takes a dictionary at any time; nothing else can fail.
+            let _ = self.inner.set_dictionary(dictionary);
+        }
+    }
+
+    /// The message last ended ended the peer's DEFLATE stream with a final
+    /// block (§7.2.3.4): the next message starts without context.
+    pub(crate) fn stream_ended(&self) -> bool {
+        self.last_ended
     }
 }
 

@@ -11,30 +11,42 @@
 //!
 //! # Memory
 //!
-//! Each direction's zlib state is allocated when the first compressed message
-//! passes in that direction, and kept for context takeover; a connection that
-//! never sends or receives a compressed message holds none. Measured with a
-//! counting allocator (`cargo run --release --example deflate_memory`, flate2
-//! 1.1 on zlib-rs 0.6; the same at levels 1 and 6), the heap each state
-//! holds after a message:
+//! [`DeflateConfig::memory`] says where a connection's zlib states live
+//! ([`Memory`]):
 //!
-//! | window bits | compressor | decompressor | both |
-//! |---|---|---|---|
-//! | 8, 9 | 245.1 KiB | 46.4 KiB | 291.6 KiB |
-//! | 10 | 247.1 KiB | 46.4 KiB | 293.6 KiB |
-//! | 11 | 251.1 KiB | 46.4 KiB | 297.6 KiB |
-//! | 12 | 259.1 KiB | 46.4 KiB | 305.6 KiB |
-//! | 13 | 275.1 KiB | 46.4 KiB | 321.6 KiB |
-//! | 14 | 307.1 KiB | 46.4 KiB | 353.6 KiB |
-//! | 15 | 371.1 KiB | 46.4 KiB | 417.6 KiB |
+//! - **Dedicated** (the default): each connection owns its compressor and
+//!   decompressor, allocated when a direction first compresses, kept for
+//!   context takeover, and freed when each message is done without it.
+//! - **Shared** ([`DeflateConfig::shared`]): connections borrow states from a
+//!   [`CodecPool`] the caller owns, for one message at a time. With context
+//!   takeover a connection keeps only the last window of bytes of each
+//!   direction, which a borrowed state takes as a preset dictionary: the
+//!   peer sees the same stream as from a dedicated state. An idle connection
+//!   holds no zlib state, only its windows.
+//!   [`DeflateConfig::shared_without_context`] keeps nothing at all.
 //!
-//! The compressor's hash tables (zlib's `memLevel`, which flate2 does not
-//! expose) dominate, so the window bits change its size by at most a third.
-//! zlib-rs allocates a 32 KiB inflate window whatever the bits, so the
-//! decompressor's size is constant. A server that must hold many idle
-//! connections saves most by not sending compressed messages to them (the
-//! compressor is then never allocated): [`Compress::Never`](crate::Compress::Never)
-//! per message, or a higher [`DeflateConfig::threshold`].
+//! Measured with a counting allocator over 50 server connections, each
+//! through the handshake with Chromium's offer and 400 chat messages each way
+//! (`cargo run --release --example deflate_memory --features deflate,testing`;
+//! zlib-rs 0.6, level 1), the heap a connection holds for permessage-deflate
+//! between messages, and the ratio on a JSON-like corpus (server to client):
+//!
+//! | setting | per connection | JSON ratio |
+//! |---|---:|---:|
+//! | dedicated, memLevel 8 (default) | 422 KiB | 3.56x |
+//! | dedicated, memLevel 1 | 311 KiB | 3.56x |
+//! | shared, 15-bit windows | 69 KiB (64 KiB of windows) | 3.50x |
+//! | shared, 12-bit windows | 13 KiB (8 KiB of windows) | 3.49x |
+//! | shared, 11-bit windows | 9 KiB (4 KiB of windows) | 3.38x |
+//! | shared, no context takeover | 5 KiB | 1.01x |
+//!
+//! A shared setting's windows fill as messages pass: at most 2^bits bytes per
+//! direction. The codec alone, per state: a compressor at 15 bits holds 260
+//! KiB at memLevel 1 and 371 KiB at 8; at 9 bits 134 and 245 KiB: zlib-rs
+//! keeps a 128 KiB hash table whatever the window and memLevel, so a
+//! dedicated compressor cannot get smaller. A decompressor holds 46 KiB
+//! whatever the window (zlib-rs allocates a 32 KiB window always). A pool
+//! holds one state per window size and level in use at the same moment.
 //!
 //! # Window bits 8
 //!
@@ -47,13 +59,15 @@
 //! everything a compliant 8-bit peer sends.
 
 mod codec;
+mod pool;
 
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
-pub use codec::{Compressor, Decompressor, InflateError, Inflated};
+pub use codec::{Compressor, DEFAULT_MEM_LEVEL, Decompressor, InflateError, Inflated};
+pub use pool::CodecPool;
 
 use crate::frame::Role;
 
@@ -296,6 +310,47 @@ pub struct DeflateConfig {
     pub server_no_context_takeover: bool,
     /// Server: ask the client to reset its context for every message. Default off.
     pub client_no_context_takeover: bool,
+    /// How the zlib states are held: each connection's own, or borrowed from
+    /// a pool. Default [`Memory::Dedicated`] at zlib's memLevel 8.
+    pub memory: Memory,
+}
+
+/// How a connection holds its zlib states, the memory permessage-deflate
+/// costs (see the [module docs](self#memory) for the sizes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Memory {
+    /// Each connection has its own compressor and decompressor, allocated
+    /// when a direction first compresses, kept for context takeover and freed
+    /// after each message without it. `mem_level` is zlib's memLevel (1–9)
+    /// for the compressor.
+    Dedicated {
+        /// zlib's memLevel (1–9).
+        mem_level: u8,
+    },
+    /// Connections borrow a compressor or decompressor from `pool` for each
+    /// message and give it back after: an idle connection holds no zlib
+    /// state. With context takeover a connection keeps only the last bytes of
+    /// each direction (its window: 2^bits bytes), which the borrowed state
+    /// takes as its context (a preset dictionary), so the peer sees the same
+    /// stream as from a dedicated state. `window_bits` (8–15) caps the
+    /// window we compress with and, as a server, the one a client is asked
+    /// for when it lets the server choose (`client_max_window_bits` without
+    /// a value, as browsers send): the bytes kept per direction.
+    Shared {
+        /// The states to borrow.
+        pool: CodecPool,
+        /// The largest window kept per direction, in bits (8–15).
+        window_bits: u8,
+    },
+}
+
+impl Default for Memory {
+    fn default() -> Self {
+        Self::Dedicated {
+            mem_level: DEFAULT_MEM_LEVEL,
+        }
+    }
 }
 
 impl Default for DeflateConfig {
@@ -311,11 +366,56 @@ impl Default for DeflateConfig {
             client_max_window_bits: 15,
             server_no_context_takeover: false,
             client_no_context_takeover: false,
+            memory: Memory::default(),
         }
     }
 }
 
 impl DeflateConfig {
+    /// The defaults, with zlib states borrowed from `pool` and at most
+    /// `window_bits` of context kept per direction ([`Memory::Shared`]).
+    pub fn shared(pool: &CodecPool, window_bits: u8) -> Self {
+        Self {
+            memory: Memory::Shared {
+                pool: pool.clone(),
+                window_bits: window_bits.clamp(8, 15),
+            },
+            ..Self::default()
+        }
+    }
+
+    /// The defaults, with zlib states borrowed from `pool` and no context
+    /// kept at all: a server asks for no context takeover both ways (RFC 7692
+    /// §7.1.1), so each message is compressed on its own. Nothing is held
+    /// per connection; small messages compress less.
+    pub fn shared_without_context(pool: &CodecPool) -> Self {
+        Self {
+            server_no_context_takeover: true,
+            client_no_context_takeover: true,
+            ..Self::shared(pool, 15)
+        }
+    }
+
+    /// The defaults, with a dedicated compressor at zlib's `mem_level` (1–9)
+    /// per connection ([`Memory::Dedicated`]).
+    pub fn dedicated(mem_level: u8) -> Self {
+        Self {
+            memory: Memory::Dedicated {
+                mem_level: mem_level.clamp(1, 9),
+            },
+            ..Self::default()
+        }
+    }
+
+    /// The window a client that lets the server choose is asked for: the
+    /// shared memory's window, within the server's limit.
+    fn preferred_client_window(&self, limit: u8) -> u8 {
+        match &self.memory {
+            Memory::Shared { window_bits, .. } => limit.min(*window_bits).max(8),
+            Memory::Dedicated { .. } => limit,
+        }
+    }
+
     /// Server: the response to the first of `offers` (elements of the
     /// client's `Sec-WebSocket-Extensions`, in order) that is a valid
     /// permessage-deflate offer this configuration accepts, or `None` to
@@ -351,10 +451,14 @@ impl DeflateConfig {
             // The client's window cannot be limited: acceptable only with a full inflater.
             ClientWindow::Absent if peer < 15 => return None,
             ClientWindow::Absent => ClientWindow::Absent,
-            ClientWindow::Supported if peer < 15 => ClientWindow::Max(peer),
-            ClientWindow::Supported => ClientWindow::Absent,
+            ClientWindow::Supported => match self.preferred_client_window(peer) {
+                15 => ClientWindow::Absent,
+                bits => ClientWindow::Max(bits),
+            },
             // §7.1.2.2: answering with the offered value spares the inflater.
-            ClientWindow::Max(offered) => ClientWindow::Max(offered.min(peer)),
+            ClientWindow::Max(offered) => {
+                ClientWindow::Max(offered.min(self.preferred_client_window(peer)))
+            }
         };
         Some(DeflateParams {
             server_no_context_takeover: offer.server_no_context_takeover
