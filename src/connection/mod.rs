@@ -264,7 +264,7 @@ impl Connection {
             core: Core {
                 role,
                 recv: Receiving::new(role, &config),
-                tx: TxQueue::new(entropy, &config),
+                tx: TxQueue::new(entropy),
                 send: Sending::default(),
                 opening: Opening::default(),
                 deflate: DeflateState::default(),
@@ -322,6 +322,16 @@ impl Connection {
 }
 
 impl Core {
+    /// The capacity the transmit buffer keeps when it empties, if buffers
+    /// are freed at once ([`Config::buffer_release_delay`] is zero).
+    fn tx_release_to(&self) -> Option<usize> {
+        let config = &self.config;
+        config
+            .buffer_release_delay
+            .is_zero()
+            .then_some(config.retain_buffer_size)
+    }
+
     /// Puts permessage-deflate in force: RSV1 becomes legal on received frames.
     fn set_deflate(&mut self, agreement: Option<handshake::extensions::Agreement>) {
         if let Some(agreement) = agreement {

@@ -82,11 +82,13 @@ impl Connection {
         let compress = core.begin_message(data.len(), Compress::Auto)?;
         if compress || core.tx.masks() {
             core.queue_data(kind.opcode(), true, compress, data);
-            return Ok(Transmit::queued(&mut core.tx));
+            let release_to = core.tx_release_to();
+            return Ok(Transmit::queued(&mut core.tx, release_to));
         }
         let mut header = FrameHeader::new(kind.opcode(), true, None);
         header.payload_len = data.len() as u64;
-        Ok(Transmit::new(&mut core.tx, &header, data))
+        let release_to = core.tx_release_to();
+        Ok(Transmit::new(&mut core.tx, release_to, &header, data))
     }
 
     /// Command: sends one fragment of a message (RFC 6455 §5.4). The first call
@@ -169,7 +171,7 @@ impl Core {
         if self.send.message.is_some() {
             return Err(UsageError::FragmentInProgress.into());
         }
-        self.tx.check_room(len)?;
+        self.tx.check_room(len, self.config.max_send_buffer)?;
         self.timers.message();
         Ok(self.deflate.wants(len, false, compress))
     }
@@ -182,7 +184,8 @@ impl Core {
         compress: Compress,
     ) -> Result<(), Error> {
         self.check_open()?;
-        self.tx.check_room(data.len())?;
+        self.tx
+            .check_room(data.len(), self.config.max_send_buffer)?;
         let opcode = match self.send.message {
             None => kind.opcode(),
             Some(current) if current == kind => OpCode::CONTINUATION,
@@ -212,7 +215,8 @@ impl Core {
         if payload.len() > 125 {
             return Err(UsageError::ControlPayloadTooLong(payload.len()).into());
         }
-        self.tx.check_room(payload.len())?;
+        self.tx
+            .check_room(payload.len(), self.config.max_send_buffer)?;
         self.tx.queue(opcode, true, false, payload);
         Ok(())
     }

@@ -10,7 +10,6 @@ use alloc::vec::Vec;
 use super::Connection;
 use super::buffer::shrink;
 use crate::close::CloseFrame;
-use crate::config::Config;
 use crate::entropy::Entropy;
 use crate::error::UsageError;
 use crate::frame::{FrameHeader, OpCode, encode_frame};
@@ -29,25 +28,15 @@ pub(super) struct TxQueue {
     pong_at: Option<usize>,
     /// A client's masking keys (and its `Sec-WebSocket-Key`); `None` for a server.
     entropy: Option<Box<dyn Entropy + Send>>,
-    /// The high-water mark ([`Config::max_send_buffer`]).
-    limit: usize,
-    /// The capacity to keep when the queue empties, when buffers are freed
-    /// at once ([`Config::buffer_release_delay`] is zero).
-    release_to: Option<usize>,
 }
 
 impl TxQueue {
-    pub fn new(entropy: Option<Box<dyn Entropy + Send>>, config: &Config) -> Self {
+    pub fn new(entropy: Option<Box<dyn Entropy + Send>>) -> Self {
         Self {
             buf: Vec::new(),
             pos: 0,
             pong_at: None,
             entropy,
-            limit: config.max_send_buffer,
-            release_to: config
-                .buffer_release_delay
-                .is_zero()
-                .then_some(config.retain_buffer_size),
         }
     }
 
@@ -136,7 +125,8 @@ impl TxQueue {
     }
 
     /// `n` bytes of the queue were written (clamped to what was pending).
-    pub fn transmitted(&mut self, n: usize) {
+    /// An emptied buffer keeps at most `release_to` bytes of capacity, if given.
+    pub fn transmitted(&mut self, n: usize, release_to: Option<usize>) {
         self.pos = self.pos.saturating_add(n).min(self.buf.len());
         // A pong that began to go out can no longer be replaced.
         if self.pong_at.is_some_and(|at| at < self.pos) || self.pos == self.buf.len() {
@@ -145,7 +135,7 @@ impl TxQueue {
         if self.pos == self.buf.len() {
             self.buf.clear();
             self.pos = 0;
-            if let Some(retain) = self.release_to {
+            if let Some(retain) = release_to {
                 shrink(&mut self.buf, retain);
             }
         }
@@ -153,13 +143,13 @@ impl TxQueue {
 
     /// Appends every unsent byte to `out` (taking the buffer itself when
     /// `out` is empty) and marks them sent.
-    pub fn drain(&mut self, out: &mut Vec<u8>) {
+    pub fn drain(&mut self, out: &mut Vec<u8>, release_to: Option<usize>) {
         if out.is_empty() && self.pos == 0 {
             core::mem::swap(out, &mut self.buf);
         } else {
             out.extend_from_slice(&self.buf[self.pos..]);
         }
-        self.transmitted(usize::MAX);
+        self.transmitted(usize::MAX, release_to);
     }
 
     /// Queues the unwritten rest of a vectored write, after the queue's own bytes.
@@ -170,14 +160,15 @@ impl TxQueue {
     }
 
     /// Backpressure: a frame with `len` payload bytes may be queued unless it
-    /// would take a non-empty queue past the high-water mark.
-    pub fn check_room(&self, len: usize) -> Result<(), UsageError> {
+    /// would take a non-empty queue past the high-water mark `limit`
+    /// ([`Config::max_send_buffer`](crate::Config::max_send_buffer)).
+    pub fn check_room(&self, len: usize, limit: usize) -> Result<(), UsageError> {
         let queued = self.pending();
-        if queued > 0 && queued.saturating_add(len) > self.limit {
+        if queued > 0 && queued.saturating_add(len) > limit {
             return Err(UsageError::SendBufferFull {
                 queued,
                 more: len,
-                limit: self.limit,
+                limit,
             });
         }
         Ok(())
@@ -195,12 +186,14 @@ impl Connection {
     /// Input: `n` bytes from [`poll_transmit`](Self::poll_transmit) were written.
     /// `n` is clamped to what was pending.
     pub fn transmitted(&mut self, n: usize) {
-        self.core.tx.transmitted(n);
+        let release_to = self.core.tx_release_to();
+        self.core.tx.transmitted(n, release_to);
     }
 
     /// Output: appends every byte waiting to be sent to `out` and marks them sent.
     pub fn drain_transmit(&mut self, out: &mut Vec<u8>) {
-        self.core.tx.drain(out);
+        let release_to = self.core.tx_release_to();
+        self.core.tx.drain(out, release_to);
     }
 
     /// Bytes waiting to be sent.

@@ -41,6 +41,8 @@ use crate::frame::{FrameHeader, MAX_HEADER_LEN};
 /// ```
 pub struct Transmit<'a> {
     tx: &'a mut TxQueue,
+    /// What the transmit buffer keeps when it empties.
+    release_to: Option<usize>,
     head: [u8; MAX_HEADER_LEN],
     head_len: u8,
     head_pos: u8,
@@ -50,11 +52,17 @@ pub struct Transmit<'a> {
 impl<'a> Transmit<'a> {
     /// A frame to hand out without a copy: `header` before `payload`, after
     /// whatever the connection had queued.
-    pub(super) fn new(tx: &'a mut TxQueue, header: &FrameHeader, payload: &'a [u8]) -> Self {
+    pub(super) fn new(
+        tx: &'a mut TxQueue,
+        release_to: Option<usize>,
+        header: &FrameHeader,
+        payload: &'a [u8],
+    ) -> Self {
         let mut head = [0; MAX_HEADER_LEN];
         let head_len = header.encode(&mut head) as u8;
         Self {
             tx,
+            release_to,
             head,
             head_len,
             head_pos: 0,
@@ -63,9 +71,10 @@ impl<'a> Transmit<'a> {
     }
 
     /// Everything is already in the connection's transmit buffer.
-    pub(super) fn queued(tx: &'a mut TxQueue) -> Self {
+    pub(super) fn queued(tx: &'a mut TxQueue, release_to: Option<usize>) -> Self {
         Self {
             tx,
+            release_to,
             head: [0; MAX_HEADER_LEN],
             head_len: 0,
             head_pos: 0,
@@ -106,7 +115,7 @@ impl<'a> Transmit<'a> {
         let pending = self.tx.pending();
         if pending > 0 {
             let k = n.min(pending);
-            self.tx.transmitted(k);
+            self.tx.transmitted(k, self.release_to);
             n -= k;
         }
         let head = (self.head_len - self.head_pos) as usize;
