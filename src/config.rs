@@ -31,10 +31,15 @@ pub enum MessageMode {
 pub struct Config {
     /// Largest payload of one received frame, checked on the header before any
     /// payload is buffered (RFC 6455 §10.4). Over it: close 1009. Default 16 MiB.
+    /// A compressed frame (permessage-deflate) may take up to
+    /// [`max_compressed_len`](crate::deflate::max_compressed_len) of it on the
+    /// wire: a compressor can make data larger, and the data is what is limited.
     pub max_frame_size: u64,
     /// Largest received message (sum of its fragments), checked on each frame
     /// header before its payload is buffered. Over it: close 1009. Default 64 MiB.
     /// It applies in streaming mode too; set `u64::MAX` there to pass huge messages.
+    /// A compressed message's limit is on what it inflates to, checked while
+    /// inflating, whatever its size on the wire.
     pub max_message_size: u64,
     /// Whole messages or streaming fragments.
     pub mode: MessageMode,

@@ -52,6 +52,9 @@ struct InProgress {
     len: u64,
     /// Whether the current frame is the last of the message.
     fin: bool,
+    /// The message is compressed (permessage-deflate): its size is checked
+    /// on what it inflates to, by the caller, not on the wire.
+    compressed: bool,
 }
 
 /// Sequences frames into messages and validates their content.
@@ -105,22 +108,38 @@ impl MessageReader {
 
     /// Places a frame whose header the frame layer has validated.
     pub fn begin_frame(&mut self, header: &FrameHeader) -> Result<FrameClass, ProtocolError> {
+        self.place(header, false)
+    }
+
+    /// [`begin_frame`](Self::begin_frame) with permessage-deflate in force
+    /// (RFC 7692 §6.1): a message whose first frame has RSV1 set is
+    /// compressed, and its wire size is not limited here, since a compressor
+    /// may make data larger (a stored block costs 5 bytes, each flush more):
+    /// the caller checks `max_message_size` on what the message inflates to.
+    pub fn begin_frame_deflate(
+        &mut self,
+        header: &FrameHeader,
+    ) -> Result<FrameClass, ProtocolError> {
+        self.place(header, header.rsv1)
+    }
+
+    fn place(&mut self, header: &FrameHeader, rsv1: bool) -> Result<FrameClass, ProtocolError> {
         let opcode = header.opcode;
         if opcode.is_control() {
             return Ok(FrameClass::Control(opcode));
         }
-        let (kind, first, len) = match (opcode, self.current) {
+        let (kind, first, len, compressed) = match (opcode, self.current) {
             // RFC 6455 §5.4: a continuation needs a message in progress ...
             (OpCode::CONTINUATION, None) => return Err(ProtocolError::UnexpectedContinuation),
-            (OpCode::CONTINUATION, Some(c)) => (c.kind, false, c.len),
+            (OpCode::CONTINUATION, Some(c)) => (c.kind, false, c.len, c.compressed),
             // ... and fragments of two messages never interleave.
             (_, Some(_)) => return Err(ProtocolError::ExpectedContinuation),
-            (OpCode::TEXT, None) => (MessageKind::Text, true, 0),
-            (_, None) => (MessageKind::Binary, true, 0),
+            (OpCode::TEXT, None) => (MessageKind::Text, true, 0, rsv1),
+            (_, None) => (MessageKind::Binary, true, 0, rsv1),
         };
         // RFC 6455 §10.4: check the limit on the header, before any payload is kept.
         let len = len.saturating_add(header.payload_len);
-        if len > self.max_message_size {
+        if len > self.max_message_size && !compressed {
             return Err(ProtocolError::MessageTooLarge {
                 len,
                 max: self.max_message_size,
@@ -130,6 +149,7 @@ impl MessageReader {
             kind,
             len,
             fin: header.fin,
+            compressed,
         });
         Ok(FrameClass::Data {
             kind,

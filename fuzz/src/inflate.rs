@@ -724,7 +724,10 @@ fn script(
                 let wire: usize = payloads.iter().map(Vec::len).sum();
                 let fail = if compressed && !deflate {
                     Some(1002)
-                } else if wire as u64 > max || data.len() as u64 > max {
+                } else if data.len() as u64 > max || (!compressed && wire as u64 > max) {
+                    // A compressed message's limit is on what it inflates
+                    // to, not on its wire size (within max_compressed_len
+                    // of the frame limit, which is far above these).
                     Some(1009)
                 } else {
                     None

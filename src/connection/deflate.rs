@@ -37,6 +37,19 @@ pub enum Compress {
     Never,
 }
 
+/// The wire size a compressed frame may have for `max_frame_size` bytes of
+/// data ([`max_compressed_len`](crate::deflate::max_compressed_len)).
+pub(super) fn max_wire_frame(max_frame_size: u64) -> u64 {
+    #[cfg(feature = "deflate")]
+    {
+        crate::deflate::max_compressed_len(max_frame_size)
+    }
+    #[cfg(not(feature = "deflate"))]
+    {
+        max_frame_size
+    }
+}
+
 /// What permessage-deflate holds for a connection.
 #[derive(Debug, Default)]
 pub(super) struct DeflateState {

@@ -335,7 +335,8 @@ impl Core {
     /// Puts permessage-deflate in force: RSV1 becomes legal on received frames.
     fn set_deflate(&mut self, agreement: Option<handshake::extensions::Agreement>) {
         if let Some(agreement) = agreement {
-            self.recv.allow_rsv1();
+            let wire_limit = deflate::max_wire_frame(self.config.max_frame_size);
+            self.recv.allow_compressed(wire_limit);
             self.deflate.start(agreement, &self.config);
         }
     }

@@ -55,9 +55,12 @@ impl Receiving {
         }
     }
 
-    /// RSV1 becomes legal on received frames (permessage-deflate is in force).
-    pub fn allow_rsv1(&mut self) {
+    /// permessage-deflate is in force: RSV1 becomes legal on received
+    /// frames, and a frame may take up to `wire_limit` bytes on the wire
+    /// (a compressed one; `begin_frame` holds the others to the limit).
+    pub fn allow_compressed(&mut self, wire_limit: u64) {
         self.decoder.set_allowed_rsv(0x40);
+        self.decoder.set_max_frame_size(wire_limit);
     }
 
     /// The connection ended: the frame being read is dropped.
@@ -360,7 +363,29 @@ impl Connection {
         header: &FrameHeader,
     ) -> Result<Option<Ready>, ProtocolError> {
         let core = &mut self.core;
-        let class = core.recv.reader.begin_frame(header)?;
+        let deflate = core.deflate.pmd.is_some();
+        if deflate {
+            // RFC 6455 §10.4 for a frame that is not compressed (the decoder
+            // let it through with a compressed frame's allowance, RFC 7692).
+            let in_progress = core.recv.reader.in_progress().is_some();
+            let compressed = match header.opcode {
+                OpCode::TEXT | OpCode::BINARY => header.rsv1 && !in_progress,
+                OpCode::CONTINUATION => !header.rsv1 && in_progress && core.deflate.rx_compressed,
+                _ => false,
+            };
+            let max = core.config.max_frame_size;
+            if !compressed && header.payload_len > max {
+                return Err(ProtocolError::FrameTooLarge {
+                    len: header.payload_len,
+                    max,
+                });
+            }
+        }
+        let class = if deflate {
+            core.recv.reader.begin_frame_deflate(header)?
+        } else {
+            core.recv.reader.begin_frame(header)?
+        };
         // RFC 7692 §6.1: RSV1 (the decoder allows it only with permessage-deflate)
         // marks a compressed message on its first frame, and nowhere else.
         if header.rsv1 && !matches!(class, FrameClass::Data { first: true, .. }) {

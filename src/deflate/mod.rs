@@ -471,6 +471,25 @@ impl DeflateConfig {
     }
 }
 
+/// The most bytes a compressed frame may take on the wire for `len` bytes of
+/// data: DEFLATE's worst case for data that does not compress (stored
+/// blocks, up to about 1/8 more for zlib's smallest memLevel and window),
+/// with room for the flushes and block headers. A connection with
+/// permessage-deflate in force accepts compressed frames up to this for its
+/// `max_frame_size`, and checks `max_message_size` on the inflated message,
+/// so a message within the limits passes however its sender compressed it.
+///
+/// ```
+/// use wsmachine::deflate::max_compressed_len;
+/// assert_eq!(max_compressed_len(0), 256);
+/// assert!(max_compressed_len(1 << 20) > (1 << 20) + (1 << 17));
+/// ```
+pub const fn max_compressed_len(len: u64) -> u64 {
+    len.saturating_add(len >> 3)
+        .saturating_add(len >> 6)
+        .saturating_add(256)
+}
+
 /// What one endpoint does, once permessage-deflate is agreed: the windows and
 /// context takeover of its own compressor and of the peer's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

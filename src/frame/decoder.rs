@@ -92,6 +92,12 @@ impl FrameDecoder {
         self.config.allowed_rsv = bits & 0x70;
     }
 
+    /// Changes the largest payload accepted (for example once an extension
+    /// that may grow payloads is in force), effective from the next frame.
+    pub fn set_max_frame_size(&mut self, max: u64) {
+        self.config.max_frame_size = max;
+    }
+
     /// Payload bytes of the current frame still to come (0 between frames).
     pub fn remaining(&self) -> u64 {
         match self.state {
