@@ -2,6 +2,7 @@
 //! message back until the server closes, then exits 0.
 //!
 //! `cargo run --example echo_client --features blocking -- ws://127.0.0.1:9001/`
+//! (`WSM_DEFLATE` and `WSM_MAX_MESSAGE`: see `examples/support/deflate_setting.rs`).
 
 use std::net::TcpStream;
 use std::process::ExitCode;
@@ -9,6 +10,9 @@ use std::process::ExitCode;
 use wsmachine::adapter::blocking::WebSocket;
 use wsmachine::handshake::ClientRequest;
 use wsmachine::{Config, OwnedEvent};
+
+#[path = "support/deflate_setting.rs"]
+mod deflate_setting;
 
 fn main() -> ExitCode {
     let url = std::env::args()
@@ -33,7 +37,8 @@ fn run(url: &str) -> Result<u64, Box<dyn std::error::Error>> {
     }
     let stream = TcpStream::connect((request.host().trim_matches(['[', ']']), request.port()))?;
     stream.set_nodelay(true)?;
-    let mut ws = WebSocket::connect(stream, &request, Config::default())?;
+    let config = deflate_setting::config_from_env(Config::default());
+    let mut ws = WebSocket::connect(stream, &request, config)?;
     let mut echoed = 0;
     loop {
         match ws.recv()? {

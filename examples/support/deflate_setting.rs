@@ -7,12 +7,20 @@
 //!   of context kept (8–15);
 //! - `WSM_DEFLATE=shared-no-context`: borrowed, no context takeover asked;
 //! - unset or empty: the crate's default.
+//!
+//! `WSM_MAX_MESSAGE=N` sets `max_message_size` and `max_frame_size` to `N`
+//! bytes, for the interop tests of the limits under compression.
 
 use wsmachine::Config;
 
 /// The config with the setting of `WSM_DEFLATE` applied. One pool serves
 /// every connection made from clones of it.
 pub fn config_from_env(mut config: Config) -> Config {
+    if let Ok(max) = std::env::var("WSM_MAX_MESSAGE") {
+        let max: u64 = max.parse().expect("WSM_MAX_MESSAGE: a number of bytes");
+        config.max_message_size = max;
+        config.max_frame_size = max;
+    }
     let setting = std::env::var("WSM_DEFLATE").unwrap_or_default();
     if setting.is_empty() {
         return config;

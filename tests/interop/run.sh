@@ -23,18 +23,39 @@ wait_port() {
   echo "interop: nothing listens on $1" >&2; return 1
 }
 
-port=$(free_port)
-"$bin/echo_server" "127.0.0.1:$port" >"$work/echo_server.log" 2>&1 &
-pids+=($!)
-wait_port "$port"
-timeout 60 node "$here/node_peers.mjs" client "ws://127.0.0.1:$port/"
-timeout 60 "$work/venv/bin/python" "$here/python_client.py" "ws://127.0.0.1:$port/"
+# Every permessage-deflate memory setting, in both roles
+# (examples/support/deflate_setting.rs).
+for setting in "" shared:12 shared:9 shared-no-context dedicated:1; do
+  echo "interop: permessage-deflate ${setting:-default}"
+  port=$(free_port)
+  WSM_DEFLATE="$setting" "$bin/echo_server" "127.0.0.1:$port" >"$work/echo_server.log" 2>&1 &
+  server_pid=$!
+  pids+=($server_pid)
+  wait_port "$port"
+  timeout 60 node "$here/node_peers.mjs" client "ws://127.0.0.1:$port/"
+  timeout 60 "$work/venv/bin/python" "$here/python_client.py" "ws://127.0.0.1:$port/"
+  kill "$server_pid"
 
-port=$(free_port)
-timeout 60 node "$here/node_peers.mjs" server "$port" >"$work/node_server.log" 2>&1 &
-node_pid=$!
-pids+=($node_pid)
-wait_port "$port"
-timeout 60 "$bin/echo_client" "ws://127.0.0.1:$port/"
-wait "$node_pid"
-cat "$work/node_server.log" | grep -v '^listening$'
+  port=$(free_port)
+  timeout 60 node "$here/node_peers.mjs" server "$port" >"$work/node_server.log" 2>&1 &
+  node_pid=$!
+  pids+=($node_pid)
+  wait_port "$port"
+  WSM_DEFLATE="$setting" timeout 60 "$bin/echo_client" "ws://127.0.0.1:$port/"
+  wait "$node_pid"
+  grep -v '^listening$' "$work/node_server.log"
+done
+
+# Limits under compression: exactly the limit passes, one byte over gets 1009.
+limit=$((256 * 1024))
+for setting in "" shared:12; do
+  echo "interop: limits, permessage-deflate ${setting:-default}"
+  port=$(free_port)
+  WSM_DEFLATE="$setting" WSM_MAX_MESSAGE=$limit "$bin/echo_server" "127.0.0.1:$port" >"$work/echo_server.log" 2>&1 &
+  server_pid=$!
+  pids+=($server_pid)
+  wait_port "$port"
+  timeout 60 node "$here/node_peers.mjs" limits "ws://127.0.0.1:$port/" "$limit"
+  timeout 60 "$work/venv/bin/python" "$here/python_limits.py" "ws://127.0.0.1:$port/" "$limit"
+  kill "$server_pid"
+done
