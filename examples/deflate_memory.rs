@@ -166,8 +166,8 @@ fn main() {
     }
     let (compressors, decompressors) = pool.idle_states();
     println!(
-        "\nThe shared settings' pool holds {compressors} compressors and {decompressors} \
-         decompressors in all (one per window size and level in use at once; sizes below)."
+        "\nThe shared settings' pool (capacity 16) holds {compressors} compressors and \
+         {decompressors} decompressors at the end (sizes below)."
     );
 
     println!("\nThe codec alone: heap each zlib state holds after a message, level 1:\n");

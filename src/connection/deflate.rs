@@ -190,8 +190,9 @@ mod enabled {
         agreement: Agreement,
         level: u32,
         threshold: usize,
-        /// Where the zlib states come from.
-        pool: Option<CodecPool>,
+        /// Where the zlib states come from, and the number this connection
+        /// borrows under.
+        pool: Option<(CodecPool, u64)>,
         mem_level: u8,
         /// The window our compressor uses (at most the agreed one).
         own_window_bits: u8,
@@ -236,7 +237,7 @@ mod enabled {
             let (pool, mem_level, own_window_bits) = match &config.memory {
                 Memory::Dedicated { mem_level } => (None, *mem_level, agreement.own_window_bits),
                 Memory::Shared { pool, window_bits } => (
-                    Some(pool.clone()),
+                    Some((pool.clone(), pool.owner())),
                     crate::deflate::DEFAULT_MEM_LEVEL,
                     agreement.own_window_bits.min(*window_bits),
                 ),
@@ -268,9 +269,11 @@ mod enabled {
             let bits = self.own_window_bits;
             let compressor = match (&mut self.compressor, &self.pool) {
                 (Some(compressor), _) => compressor,
-                (slot @ None, Some(pool)) => {
-                    let mut compressor = pool.take_compressor(self.level, bits);
-                    compressor.restart(if takeover { &self.sent } else { &[] });
+                (slot @ None, Some((pool, owner))) => {
+                    let (mut compressor, intact) = pool.take_compressor(self.level, bits, *owner);
+                    if !(takeover && intact) {
+                        compressor.restart(if takeover { &self.sent } else { &[] });
+                    }
                     slot.insert(compressor)
                 }
                 (slot @ None, None) => slot.insert(Compressor::with_mem_level(
@@ -296,9 +299,9 @@ mod enabled {
         /// and one without context takeover is freed.
         fn message_sent(&mut self) {
             match &self.pool {
-                Some(pool) => {
+                Some((pool, owner)) => {
                     if let Some(compressor) = self.compressor.take() {
-                        pool.put_compressor(self.level, self.own_window_bits, compressor);
+                        pool.put_compressor(self.level, self.own_window_bits, *owner, compressor);
                     }
                 }
                 None if self.agreement.own_no_context_takeover => self.compressor = None,
@@ -327,9 +330,11 @@ mod enabled {
             let takeover = !self.agreement.peer_no_context_takeover;
             let decompressor = match (&mut self.decompressor, &self.pool) {
                 (Some(decompressor), _) => decompressor,
-                (slot @ None, Some(pool)) => {
-                    let mut decompressor = pool.take_decompressor();
-                    decompressor.restart(if takeover { &self.received } else { &[] });
+                (slot @ None, Some((pool, owner))) => {
+                    let (mut decompressor, intact) = pool.take_decompressor(*owner);
+                    if !(takeover && intact) {
+                        decompressor.restart(if takeover { &self.received } else { &[] });
+                    }
                     slot.insert(decompressor)
                 }
                 (slot @ None, None) => slot.insert(Decompressor::new(
@@ -365,9 +370,9 @@ mod enabled {
                 self.received.clear();
             }
             match &self.pool {
-                Some(pool) => {
+                Some((pool, owner)) => {
                     if let Some(decompressor) = self.decompressor.take() {
-                        pool.put_decompressor(decompressor);
+                        pool.put_decompressor(*owner, decompressor);
                     }
                 }
                 None if self.agreement.peer_no_context_takeover => self.decompressor = None,

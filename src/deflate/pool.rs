@@ -4,6 +4,7 @@
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::{Compressor, Decompressor};
@@ -15,6 +16,16 @@ use super::{Compressor, Decompressor};
 /// process, per runtime or per thread, as it likes (the core keeps no global
 /// state).
 ///
+/// A state given back remembers whose it was: when the same connection
+/// borrows again, it goes on with its context as it is, as fast as a
+/// dedicated state. The pool keeps up to [`capacity`](Self::with_capacity)
+/// idle states of each kind; while it has room a connection without one of
+/// its own gets a new state rather than another connection's, and once full
+/// it takes the one idle longest, which restarts from the connection's kept
+/// window (a reset and a preset dictionary: some microseconds). So up to
+/// `capacity` busy connections run at dedicated speed, and any number of idle
+/// ones cost only their windows.
+///
 /// ```
 /// use wsmachine::Config;
 /// use wsmachine::deflate::{CodecPool, DeflateConfig};
@@ -23,69 +34,161 @@ use super::{Compressor, Decompressor};
 /// config.deflate = Some(DeflateConfig::shared(&pool, 11));
 /// // Every connection made with (a clone of) `config` borrows from `pool`.
 /// ```
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct CodecPool {
-    inner: Arc<Mutex<Idle>>,
+    inner: Arc<Shared>,
 }
 
-/// The states not in use.
+struct Shared {
+    idle: Mutex<Idle>,
+    /// The next borrower's number.
+    next_owner: AtomicU64,
+    /// The most idle states kept of each kind.
+    capacity: usize,
+}
+
+impl Default for CodecPool {
+    fn default() -> Self {
+        Self::with_capacity(DEFAULT_CAPACITY)
+    }
+}
+
+/// A state not in use, with whose context it holds.
+struct Kept<T> {
+    state: T,
+    owner: u64,
+    /// Compressors: their level and window bits.
+    kind: (u32, u8),
+}
+
 #[derive(Default)]
 struct Idle {
-    /// Compressors with their level and window bits.
-    compressors: Vec<(u32, u8, Compressor)>,
-    decompressors: Vec<Decompressor>,
+    compressors: Vec<Kept<Compressor>>,
+    decompressors: Vec<Kept<Decompressor>>,
 }
 
-/// The most idle states of each kind a pool keeps; more are freed as they
-/// come back (after a burst of concurrent messages).
-const MAX_IDLE: usize = 16;
+/// The default [`capacity`](CodecPool::with_capacity): 16 idle states of
+/// each kind (about 5 MiB at 12-bit windows).
+const DEFAULT_CAPACITY: usize = 16;
+
+impl<T> Kept<T> {
+    /// Takes `owner`'s own state of `kind` if it waits (context intact);
+    /// else, when the list is full, the state idle longest, whatever its
+    /// kind (one of another kind is freed, and a new one made); else nothing
+    /// (make a new one, leaving the others' contexts alone).
+    fn take(
+        list: &mut Vec<Self>,
+        owner: u64,
+        kind: (u32, u8),
+        capacity: usize,
+    ) -> Option<(T, bool)> {
+        if let Some(at) = list.iter().position(|k| k.owner == owner && k.kind == kind) {
+            return Some((list.remove(at).state, true));
+        }
+        if list.len() < capacity {
+            return None;
+        }
+        let oldest = list.remove(0);
+        (oldest.kind == kind).then_some((oldest.state, false))
+    }
+
+    /// Keeps a state given back, the most recent last, freeing the one idle
+    /// longest if the list is full.
+    fn put(list: &mut Vec<Self>, state: T, owner: u64, kind: (u32, u8), capacity: usize) {
+        if list.len() >= capacity.max(1) {
+            list.remove(0);
+        }
+        list.push(Self { state, owner, kind });
+    }
+}
 
 impl CodecPool {
-    /// An empty pool: states are made as connections first need them.
+    /// An empty pool that keeps up to 16 idle states of each kind: states
+    /// are made as connections first need them.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// An empty pool that keeps up to `capacity` idle states of each kind
+    /// (at least one): the busy connections that run at dedicated speed, and
+    /// the memory the pool may hold (`capacity` compressors of 134 to 371 KiB
+    /// and as many decompressors of 46 KiB; see the [module docs](super#memory)).
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            inner: Arc::new(Shared {
+                idle: Mutex::new(Idle::default()),
+                next_owner: AtomicU64::new(0),
+                capacity: capacity.max(1),
+            }),
+        }
+    }
+
     fn idle(&self) -> MutexGuard<'_, Idle> {
         // A panic elsewhere while the lock was held leaves nothing half
-        // done: the lists are only pushed to and popped from.
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+        // done: the lists are only pushed to and taken from.
+        self.inner
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A compressor at `level` with a window of `window_bits`, with no
-    /// context (restart it with the connection's).
-    pub(crate) fn take_compressor(&self, level: u32, window_bits: u8) -> Compressor {
-        let found = {
-            let mut idle = self.idle();
-            let at = idle
-                .compressors
-                .iter()
-                .position(|&(l, w, _)| (l, w) == (level, window_bits));
-            at.map(|at| idle.compressors.swap_remove(at).2)
-        };
-        found.unwrap_or_else(|| Compressor::new(level, window_bits, false))
+    /// A number for a new borrower, which its states are kept under.
+    pub(crate) fn owner(&self) -> u64 {
+        self.inner.next_owner.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Gives back a compressor taken with these `level` and `window_bits`.
-    pub(crate) fn put_compressor(&self, level: u32, window_bits: u8, compressor: Compressor) {
-        let mut idle = self.idle();
-        if idle.compressors.len() < MAX_IDLE {
-            idle.compressors.push((level, window_bits, compressor));
-        }
+    /// A compressor at `level` with a window of `window_bits`, and whether
+    /// it still holds `owner`'s context (else restart it).
+    pub(crate) fn take_compressor(
+        &self,
+        level: u32,
+        window_bits: u8,
+        owner: u64,
+    ) -> (Compressor, bool) {
+        let kind = (level, window_bits);
+        let capacity = self.inner.capacity;
+        let found = Kept::take(&mut self.idle().compressors, owner, kind, capacity);
+        found.unwrap_or_else(|| (Compressor::new(level, window_bits, false), false))
     }
 
-    /// A decompressor (its window takes any peer's), with no context.
-    pub(crate) fn take_decompressor(&self) -> Decompressor {
-        let found = self.idle().decompressors.pop();
-        found.unwrap_or_else(|| Decompressor::new(15, false))
+    /// Gives back a compressor taken with these `level` and `window_bits`,
+    /// holding `owner`'s context.
+    pub(crate) fn put_compressor(
+        &self,
+        level: u32,
+        window_bits: u8,
+        owner: u64,
+        compressor: Compressor,
+    ) {
+        let kind = (level, window_bits);
+        let capacity = self.inner.capacity;
+        Kept::put(
+            &mut self.idle().compressors,
+            compressor,
+            owner,
+            kind,
+            capacity,
+        );
     }
 
-    /// Gives back a decompressor.
-    pub(crate) fn put_decompressor(&self, decompressor: Decompressor) {
-        let mut idle = self.idle();
-        if idle.decompressors.len() < MAX_IDLE {
-            idle.decompressors.push(decompressor);
-        }
+    /// A decompressor (its window takes any peer's), and whether it still
+    /// holds `owner`'s context (else restart it).
+    pub(crate) fn take_decompressor(&self, owner: u64) -> (Decompressor, bool) {
+        let capacity = self.inner.capacity;
+        let found = Kept::take(&mut self.idle().decompressors, owner, (0, 0), capacity);
+        found.unwrap_or_else(|| (Decompressor::new(15, false), false))
+    }
+
+    /// Gives back a decompressor holding `owner`'s context.
+    pub(crate) fn put_decompressor(&self, owner: u64, decompressor: Decompressor) {
+        let capacity = self.inner.capacity;
+        Kept::put(
+            &mut self.idle().decompressors,
+            decompressor,
+            owner,
+            (0, 0),
+            capacity,
+        );
     }
 
     /// How many states wait idle: (compressors, decompressors).

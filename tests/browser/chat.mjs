@@ -1,13 +1,20 @@
 // Two Chromium pages on the chat example: what one page sends appears in the other.
-// Then, against the echo server: Chromium negotiates permessage-deflate, and text
-// and binary messages of 0 B, 125 B, 64 KiB and 4 MiB go out and come back intact.
+// Then, against echo servers with each permessage-deflate memory setting
+// (ECHO_URLS="label=ws://...,label=ws://..."): Chromium negotiates
+// permessage-deflate, and text and binary messages of 0 B, 125 B, 64 KiB and
+// 4 MiB go out and come back intact. Against echo servers whose limit is
+// LIMIT bytes (LIMIT_URLS, same form): exactly LIMIT bytes pass compressed,
+// random (larger on the wire) and text, and one byte more closes with 1009.
 import { chromium } from "playwright-core";
 
 const url = process.env.CHAT_URL;
-const echoUrl = process.env.ECHO_URL;
 const shot = process.env.CHAT_SCREENSHOT;
+const targets = (list) => (list || "").split(",").filter(Boolean).map((t) => t.split("="));
+const echoes = targets(process.env.ECHO_URLS);
+const limits = targets(process.env.LIMIT_URLS);
+const limit = Number(process.env.LIMIT || 0);
 if (!url) throw new Error("CHAT_URL is not set");
-if (!echoUrl) throw new Error("ECHO_URL is not set");
+if (!echoes.length) throw new Error("ECHO_URLS is not set");
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -39,6 +46,7 @@ try {
   const version = browser.version();
   console.log(`chromium ${version}: a message typed in one page appeared in the other, both ways`);
 
+  for (const [label, echoUrl] of echoes) {
   // Runs in the page: every size, text and binary, through the echo server.
   const report = await pageA.evaluate(async (echoUrl) => {
     const ws = new WebSocket(echoUrl);
@@ -81,9 +89,43 @@ try {
   }
   const failed = report.results.filter((r) => !r.ok);
   if (failed.length) throw new Error(`echo mismatch: ${JSON.stringify(failed)}`);
-  console.log(`chromium negotiated "${report.extensions}"; echoed intact: ` +
+  console.log(`chromium, ${label}: negotiated "${report.extensions}"; echoed intact: ` +
     report.results.map((r) => `${r.kind} ${r.n} B`).join(", "));
-  console.log("2 passed, 0 failed");
+  }
+
+  for (const [label, limitUrl] of limits) {
+    const outcome = await pageA.evaluate(async ({ limitUrl, limit }) => {
+      const ws = new WebSocket(limitUrl);
+      ws.binaryType = "arraybuffer";
+      await new Promise((ok, fail) => { ws.onopen = ok; ws.onerror = () => fail(new Error("no connection")); });
+      const replies = [];
+      let wake = null;
+      const closed = new Promise((ok) => { ws.onclose = (e) => ok(e.code); });
+      ws.onmessage = (e) => { replies.push(e.data); if (wake) wake(); };
+      const next = () => replies.length ? Promise.resolve(replies.shift())
+        : new Promise((ok) => { wake = () => { wake = null; ok(replies.shift()); }; });
+      const random = (n) => { const a = new Uint8Array(n);
+        for (let i = 0; i < n; i += 65536) crypto.getRandomValues(a.subarray(i, Math.min(n, i + 65536)));
+        return a; };
+      const same = (got, want) => { const g = new Uint8Array(got);
+        return g.length === want.length && g.every((v, i) => v === want[i]); };
+      const b = random(limit);
+      ws.send(b);
+      const binaryOk = same(await next(), b);
+      const t = "the quick brown fox jumps over the lazy dog ".repeat(limit / 44 + 1).slice(0, limit);
+      ws.send(t);
+      const textOk = (await next()) === t;
+      ws.send(random(limit + 1));
+      const code = await closed;
+      return { extensions: ws.extensions, binaryOk, textOk, code };
+    }, { limitUrl, limit });
+    if (!outcome.binaryOk || !outcome.textOk || outcome.code !== 1009) {
+      throw new Error(`limits, ${label}: ${JSON.stringify(outcome)}`);
+    }
+    console.log(`chromium, ${label} (${outcome.extensions}): ${limit} bytes of random data and text ` +
+      `pass compressed; ${limit + 1} close with 1009`);
+  }
+  console.log(`${1 + echoes.length + limits.length} passed, 0 failed`);
 } catch (e) {
   console.error(e);
   console.log("browser test failed");

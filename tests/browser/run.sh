@@ -19,15 +19,35 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 log="$root/target/chat-example.log"
 "$root/target/debug/examples/chat" "127.0.0.1:$port" >"$log" 2>&1 &
 pid=$!
-echo_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$root/target/release/examples/echo_server" "127.0.0.1:$echo_port" >"$root/target/echo-browser.log" 2>&1 &
-echo_pid=$!
-trap 'kill "$pid" "$echo_pid" 2>/dev/null || true' EXIT
-for p in "$port" "$echo_port"; do
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# Echo servers with each permessage-deflate memory setting, and two with a
+# 256 KiB limit (examples/support/deflate_setting.rs).
+pids=("$pid")
+trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
+ports=("$port")
+echo_urls=() limit_urls=()
+limit=$((256 * 1024))
+for setting in default shared:12 shared-no-context limit:default limit:shared:12; do
+  p=$(free_port)
+  deflate="${setting#limit:}"
+  [ "$deflate" = default ] && deflate=""
+  if [ "${setting%%:*}" = limit ]; then
+    WSM_DEFLATE="$deflate" WSM_MAX_MESSAGE=$limit "$root/target/release/examples/echo_server" "127.0.0.1:$p" >>"$root/target/echo-browser.log" 2>&1 &
+    limit_urls+=("${setting#limit:}=ws://127.0.0.1:$p/")
+  else
+    WSM_DEFLATE="$deflate" "$root/target/release/examples/echo_server" "127.0.0.1:$p" >>"$root/target/echo-browser.log" 2>&1 &
+    echo_urls+=("$setting=ws://127.0.0.1:$p/")
+  fi
+  pids+=($!)
+  ports+=("$p")
+done
+for p in "${ports[@]}"; do
   for _ in $(seq 1 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break
     sleep 0.1
   done
 done
 
-ECHO_URL="ws://127.0.0.1:$echo_port/" CHAT_URL="http://127.0.0.1:$port/" CHAT_SCREENSHOT="$root/target/chat.png" timeout 120 node "$here/chat.mjs"
+join() { local IFS=,; echo "$*"; }
+ECHO_URLS="$(join "${echo_urls[@]}")" LIMIT_URLS="$(join "${limit_urls[@]}")" LIMIT=$limit \
+  CHAT_URL="http://127.0.0.1:$port/" CHAT_SCREENSHOT="$root/target/chat.png" timeout 180 node "$here/chat.mjs"
