@@ -8,13 +8,7 @@ pub fn corpus(n: usize) -> Vec<String> {
     let words = [
         "ok", "ready", "moving", "idle", "sync", "ack", "left", "joined",
     ];
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
     (0..n)
         .map(|i| {
             let r = next();
@@ -43,13 +37,7 @@ pub fn chat(n: usize) -> Vec<String> {
         "you", "soon", "thanks", "great", "the", "build", "is", "green", "again", "ship", "it",
         "today", "tomorrow", "ok", "lol", "what", "about", "review", "done",
     ];
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut next = xorshift(0x2545_f491_4f6c_dd1d);
     (0..n)
         .map(|i| {
             let r = next();
@@ -64,4 +52,14 @@ pub fn chat(n: usize) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// A deterministic xorshift64 generator from `seed` (not zero).
+fn xorshift(mut x: u64) -> impl FnMut() -> u64 {
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
 }
