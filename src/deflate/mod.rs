@@ -59,7 +59,7 @@
 //! everything a compliant 8-bit peer sends.
 
 mod codec;
-mod pool;
+mod memory;
 
 use alloc::string::String;
 use alloc::vec;
@@ -67,7 +67,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 pub use codec::{Compressor, DEFAULT_MEM_LEVEL, Decompressor, InflateError, Inflated};
-pub use pool::CodecPool;
+pub use memory::{CodecPool, Memory};
 
 use crate::frame::Role;
 
@@ -315,44 +315,6 @@ pub struct DeflateConfig {
     pub memory: Memory,
 }
 
-/// How a connection holds its zlib states, the memory permessage-deflate
-/// costs (see the [module docs](self#memory) for the sizes).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Memory {
-    /// Each connection has its own compressor and decompressor, allocated
-    /// when a direction first compresses, kept for context takeover and freed
-    /// after each message without it. `mem_level` is zlib's memLevel (1–9)
-    /// for the compressor.
-    Dedicated {
-        /// zlib's memLevel (1–9).
-        mem_level: u8,
-    },
-    /// Connections borrow a compressor or decompressor from `pool` for each
-    /// message and give it back after: an idle connection holds no zlib
-    /// state. With context takeover a connection keeps only the last bytes of
-    /// each direction (its window: 2^bits bytes), which the borrowed state
-    /// takes as its context (a preset dictionary), so the peer sees the same
-    /// stream as from a dedicated state. `window_bits` (8–15) caps the
-    /// window we compress with and, as a server, the one a client is asked
-    /// for when it lets the server choose (`client_max_window_bits` without
-    /// a value, as browsers send): the bytes kept per direction.
-    Shared {
-        /// The states to borrow.
-        pool: CodecPool,
-        /// The largest window kept per direction, in bits (8–15).
-        window_bits: u8,
-    },
-}
-
-impl Default for Memory {
-    fn default() -> Self {
-        Self::Dedicated {
-            mem_level: DEFAULT_MEM_LEVEL,
-        }
-    }
-}
-
 impl Default for DeflateConfig {
     fn default() -> Self {
         Self {
@@ -372,50 +334,6 @@ impl Default for DeflateConfig {
 }
 
 impl DeflateConfig {
-    /// The defaults, with zlib states borrowed from `pool` and at most
-    /// `window_bits` of context kept per direction ([`Memory::Shared`]).
-    pub fn shared(pool: &CodecPool, window_bits: u8) -> Self {
-        Self {
-            memory: Memory::Shared {
-                pool: pool.clone(),
-                window_bits: window_bits.clamp(8, 15),
-            },
-            ..Self::default()
-        }
-    }
-
-    /// The defaults, with zlib states borrowed from `pool` and no context
-    /// kept at all: a server asks for no context takeover both ways (RFC 7692
-    /// §7.1.1), so each message is compressed on its own. Nothing is held
-    /// per connection; small messages compress less.
-    pub fn shared_without_context(pool: &CodecPool) -> Self {
-        Self {
-            server_no_context_takeover: true,
-            client_no_context_takeover: true,
-            ..Self::shared(pool, 15)
-        }
-    }
-
-    /// The defaults, with a dedicated compressor at zlib's `mem_level` (1–9)
-    /// per connection ([`Memory::Dedicated`]).
-    pub fn dedicated(mem_level: u8) -> Self {
-        Self {
-            memory: Memory::Dedicated {
-                mem_level: mem_level.clamp(1, 9),
-            },
-            ..Self::default()
-        }
-    }
-
-    /// The window a client that lets the server choose is asked for: the
-    /// shared memory's window, within the server's limit.
-    fn preferred_client_window(&self, limit: u8) -> u8 {
-        match &self.memory {
-            Memory::Shared { window_bits, .. } => limit.min(*window_bits).max(8),
-            Memory::Dedicated { .. } => limit,
-        }
-    }
-
     /// Server: the response to the first of `offers` (elements of the
     /// client's `Sec-WebSocket-Extensions`, in order) that is a valid
     /// permessage-deflate offer this configuration accepts, or `None` to

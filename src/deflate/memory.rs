@@ -1,13 +1,97 @@
-//! zlib states shared by many connections: a connection borrows a
-//! compressor or decompressor for one message and gives it back, so an idle
-//! connection holds none (see [`Memory::Shared`](super::Memory::Shared)).
+//! Where a connection's zlib states live ([`Memory`]): its own, or borrowed
+//! from a [`CodecPool`] for one message at a time, so an idle connection
+//! holds none.
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use super::{Compressor, Decompressor};
+use super::{Compressor, DEFAULT_MEM_LEVEL, Decompressor, DeflateConfig};
+
+/// How a connection holds its zlib states, the memory permessage-deflate
+/// costs (see the [module docs](crate::deflate#memory) for the sizes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Memory {
+    /// Each connection has its own compressor and decompressor, allocated
+    /// when a direction first compresses, kept for context takeover and freed
+    /// after each message without it. `mem_level` is zlib's memLevel (1–9)
+    /// for the compressor.
+    Dedicated {
+        /// zlib's memLevel (1–9).
+        mem_level: u8,
+    },
+    /// Connections borrow a compressor or decompressor from `pool` for each
+    /// message and give it back after: an idle connection holds no zlib
+    /// state. With context takeover a connection keeps only the last bytes of
+    /// each direction (its window: 2^bits bytes), which the borrowed state
+    /// takes as its context (a preset dictionary), so the peer sees the same
+    /// stream as from a dedicated state. `window_bits` (8–15) caps the
+    /// window we compress with and, as a server, the one a client is asked
+    /// for when it lets the server choose (`client_max_window_bits` without
+    /// a value, as browsers send): the bytes kept per direction.
+    Shared {
+        /// The states to borrow.
+        pool: CodecPool,
+        /// The largest window kept per direction, in bits (8–15).
+        window_bits: u8,
+    },
+}
+
+impl Default for Memory {
+    fn default() -> Self {
+        Self::Dedicated {
+            mem_level: DEFAULT_MEM_LEVEL,
+        }
+    }
+}
+
+impl DeflateConfig {
+    /// The defaults, with zlib states borrowed from `pool` and at most
+    /// `window_bits` of context kept per direction ([`Memory::Shared`]).
+    pub fn shared(pool: &CodecPool, window_bits: u8) -> Self {
+        Self {
+            memory: Memory::Shared {
+                pool: pool.clone(),
+                window_bits: window_bits.clamp(8, 15),
+            },
+            ..Self::default()
+        }
+    }
+
+    /// The defaults, with zlib states borrowed from `pool` and no context
+    /// kept at all: a server asks for no context takeover both ways (RFC 7692
+    /// §7.1.1), so each message is compressed on its own. Nothing is held
+    /// per connection; small messages compress less.
+    pub fn shared_without_context(pool: &CodecPool) -> Self {
+        Self {
+            server_no_context_takeover: true,
+            client_no_context_takeover: true,
+            ..Self::shared(pool, 15)
+        }
+    }
+
+    /// The defaults, with a dedicated compressor at zlib's `mem_level` (1–9)
+    /// per connection ([`Memory::Dedicated`]).
+    pub fn dedicated(mem_level: u8) -> Self {
+        Self {
+            memory: Memory::Dedicated {
+                mem_level: mem_level.clamp(1, 9),
+            },
+            ..Self::default()
+        }
+    }
+
+    /// The window a client that lets the server choose is asked for: the
+    /// shared memory's window, within the server's limit.
+    pub(super) fn preferred_client_window(&self, limit: u8) -> u8 {
+        match &self.memory {
+            Memory::Shared { window_bits, .. } => limit.min(*window_bits).max(8),
+            Memory::Dedicated { .. } => limit,
+        }
+    }
+}
 
 /// zlib states that connections borrow, one message at a time: the memory
 /// they cost is one compressor and one decompressor per message being
@@ -112,7 +196,7 @@ impl CodecPool {
     /// An empty pool that keeps up to `capacity` idle states of each kind
     /// (at least one): the busy connections that run at dedicated speed, and
     /// the memory the pool may hold (`capacity` compressors of 134 to 371 KiB
-    /// and as many decompressors of 46 KiB; see the [module docs](super#memory)).
+    /// and as many decompressors of 46 KiB; see the [module docs](crate::deflate#memory)).
     pub fn with_capacity(capacity: usize) -> Self {
         Self {
             inner: Arc::new(Shared {
