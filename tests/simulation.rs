@@ -9,7 +9,8 @@
 //! rest never arrives) or shut down. Configurations are random too: whole or
 //! streaming messages, read buffers from 1 byte, send-buffer marks from
 //! 256 bytes, buffers released at once or after a delay, permessage-deflate
-//! with random parameters or none, through the real opening handshake.
+//! with random parameters and memory settings (dedicated, or zlib states
+//! shared from a pool) or none, through the real opening handshake.
 //!
 //! Checked after every step:
 //! - nothing panics, and no event follows `Closed`;
@@ -162,6 +163,19 @@ fn config(rng: &mut TestRng, hostile: bool) -> Config {
         d.client_max_window_bits = rng.random_range(9..=15);
         d.server_no_context_takeover = rng.random_bool(0.3);
         d.client_no_context_takeover = rng.random_bool(0.3);
+        // Where the zlib states live: dedicated at any memLevel, or borrowed
+        // from a pool of one (every message restarts from the kept window)
+        // or of sixteen, keeping 9- to 15-bit windows.
+        d.memory = match rng.random_range(0..3) {
+            0 => wsmachine::deflate::Memory::Dedicated {
+                mem_level: rng.random_range(1..=9),
+            },
+            1 => wsmachine::deflate::Memory::Shared {
+                pool: wsmachine::deflate::CodecPool::with_capacity(pick(rng, &[1, 16])),
+                window_bits: rng.random_range(9..=15),
+            },
+            _ => d.memory,
+        };
         Some(d)
     };
     c
