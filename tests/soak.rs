@@ -1311,7 +1311,7 @@ impl Report {
         // A shared memory setting's pool keeps up to 16 compressors (at most
         // 371 KiB) and 16 decompressors (46 KiB) once the connections are gone.
         let pool = if std::env::var("WSM_DEFLATE").is_ok_and(|s| s.starts_with("shared")) {
-            16 * (371 + 46) << 10
+            (16 * (371 + 46)) << 10
         } else {
             0
         };
