@@ -68,7 +68,9 @@ fn pair(server: &DeflateConfig) -> Pair {
         .unwrap()
         .extension("permessage-deflate; client_max_window_bits");
     let mut client = Config::default();
-    client.deflate = Some(DeflateConfig::default());
+    // Dedicated: the client compresses with the whole window agreed, as
+    // Chromium does.
+    client.deflate = Some(DeflateConfig::dedicated(8));
     let mut config = Config::default();
     config.deflate = Some(server.clone());
     Pair::handshake(&request, client, config, Accept::new()).unwrap()
@@ -133,13 +135,13 @@ fn main() {
     windowed.client_max_window_bits = 11;
     let settings: Vec<(&str, DeflateConfig)> = vec![
         (
-            "dedicated, memLevel 8 (the default)",
+            "the default: shared, 12-bit windows",
             DeflateConfig::default(),
         ),
+        ("dedicated, memLevel 8", DeflateConfig::dedicated(8)),
         ("dedicated, memLevel 1", DeflateConfig::dedicated(1)),
         ("dedicated, memLevel 8, windows of 11 bits", windowed),
         ("shared, 15-bit windows", DeflateConfig::shared(&pool, 15)),
-        ("shared, 12-bit windows", DeflateConfig::shared(&pool, 12)),
         ("shared, 11-bit windows", DeflateConfig::shared(&pool, 11)),
         ("shared, 10-bit windows", DeflateConfig::shared(&pool, 10)),
         (

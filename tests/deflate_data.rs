@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 
 use proptest::prelude::*;
 use proptest::sample::Index;
-use wsmachine::deflate::{Compressor, Decompressor, DeflateConfig};
+use wsmachine::deflate::{Compressor, DEFAULT_SHARED_WINDOW_BITS, Decompressor, DeflateConfig};
 use wsmachine::frame::OpCode;
 use wsmachine::handshake::{Accept, ClientRequest};
 use wsmachine::{
@@ -51,19 +51,26 @@ fn config(deflate: Option<DeflateConfig>, mode: MessageMode) -> Config {
     c
 }
 
-/// The `Sec-WebSocket-Extensions` response the server should send to the
-/// default client offer (`permessage-deflate; client_max_window_bits`).
+/// The `Sec-WebSocket-Extensions` response a server on the default memory
+/// (shared, 12-bit windows) should send to the default client offer
+/// (`permessage-deflate; client_max_window_bits`): it asks a client that
+/// lets it choose for a window of 12 bits at most.
 fn expected_extensions(window: u8, no_takeover: bool) -> String {
+    expected_response(window, window.min(DEFAULT_SHARED_WINDOW_BITS), no_takeover)
+}
+
+/// The response that limits the server's window to `window` and the
+/// client's to `client`.
+fn expected_response(window: u8, client: u8, no_takeover: bool) -> String {
     let mut s = String::from("permessage-deflate");
     if no_takeover {
         s.push_str("; server_no_context_takeover; client_no_context_takeover");
     }
     if window < 15 {
-        write!(
-            s,
-            "; server_max_window_bits={window}; client_max_window_bits={window}"
-        )
-        .unwrap();
+        write!(s, "; server_max_window_bits={window}").unwrap();
+    }
+    if client < 15 {
+        write!(s, "; client_max_window_bits={client}").unwrap();
     }
     s
 }
@@ -93,21 +100,26 @@ fn connect(client: Config, server: Config, seed: u64) -> (Connection, Connection
 }
 
 /// A pair negotiated with `window` bits both ways and the takeover flags,
-/// each side in its own mode.
+/// each side in its own mode, each with dedicated zlib states (so that each
+/// compresses with the whole window agreed).
 fn deflate_pair(
     window: u8,
     no_takeover: bool,
     client_mode: MessageMode,
     server_mode: MessageMode,
 ) -> (Connection, Connection) {
+    let dedicated = |mut d: DeflateConfig| {
+        d.memory = DeflateConfig::dedicated(8).memory;
+        d
+    };
     let (client, server, extensions) = connect(
-        config(Some(DeflateConfig::default()), client_mode),
-        config(Some(deflate(window, no_takeover)), server_mode),
+        config(Some(dedicated(DeflateConfig::default())), client_mode),
+        config(Some(dedicated(deflate(window, no_takeover))), server_mode),
         u64::from(window) * 31 + u64::from(no_takeover),
     );
     assert_eq!(
         extensions.as_deref(),
-        Some(&*expected_extensions(window, no_takeover)),
+        Some(&*expected_response(window, window, no_takeover)),
         "negotiated extensions for window {window}, no_takeover {no_takeover}"
     );
     (client, server)
@@ -776,7 +788,7 @@ fn messages_under_the_threshold_go_uncompressed() {
         config(Some(server_deflate), MessageMode::Whole),
         3,
     );
-    assert_eq!(extensions.as_deref(), Some("permessage-deflate"));
+    assert_eq!(extensions, Some(expected_extensions(15, false)));
     let text = "a".repeat(200);
     for client_sends in [true, false] {
         let (tx, rx) = if client_sends {
@@ -940,7 +952,7 @@ fn bomb_target(max_message_size: u64, mode: MessageMode) -> (Connection, Vec<u8>
         server_config,
         2,
     );
-    assert_eq!(extensions.as_deref(), Some("permessage-deflate"));
+    assert_eq!(extensions, Some(expected_extensions(15, false)));
     let payload = bomb(4 * (MIB - 4096));
     assert!(
         payload.len() < MIB && payload.len() > MIB - 8192,
@@ -1118,7 +1130,7 @@ fn negotiated_server(mode: MessageMode) -> Connection {
         config(Some(DeflateConfig::default()), mode),
         4,
     );
-    assert_eq!(extensions.as_deref(), Some("permessage-deflate"));
+    assert_eq!(extensions, Some(expected_extensions(15, false)));
     server
 }
 

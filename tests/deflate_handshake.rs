@@ -183,7 +183,12 @@ fn default_configs_negotiate_permessage_deflate_on_both_sides() {
         Some("permessage-deflate; client_max_window_bits")
     );
     let answered = header(&h.response, "Sec-WebSocket-Extensions").map(String::from);
-    assert_eq!(answered.as_deref(), Some("permessage-deflate"));
+    // The default memory (shared, 12-bit windows) asks the client, which
+    // lets the server choose, for a 12-bit window.
+    assert_eq!(
+        answered.as_deref(),
+        Some("permessage-deflate; client_max_window_bits=12")
+    );
     assert_eq!(h.server_extensions, answered);
     assert_eq!(h.client_extensions, answered);
     assert_eq!(h.client.negotiated().extensions, answered);
@@ -223,7 +228,7 @@ fn the_client_sends_its_configured_offers_in_order() {
             "permessage-deflate; server_max_window_bits=10; client_max_window_bits, permessage-deflate; client_max_window_bits"
         )
     );
-    let expected = "permessage-deflate; server_max_window_bits=10";
+    let expected = "permessage-deflate; server_max_window_bits=10; client_max_window_bits=12";
     assert_eq!(h.server_extensions.as_deref(), Some(expected));
     assert_eq!(h.client_extensions.as_deref(), Some(expected));
     compressed_both_ways(&mut h);
@@ -260,12 +265,18 @@ fn windows_of_8_bits_work_both_ways() {
 
 #[test]
 fn context_takeover_shrinks_a_repeated_message_and_no_context_takeover_does_not() {
+    // Dedicated states on both sides: the 10 KiB message needs the whole
+    // 15-bit window to refer back to its first copy.
     let server = config(Some(deflate_config(|d| {
-        d.server_no_context_takeover = true
+        d.server_no_context_takeover = true;
+        d.memory = DeflateConfig::dedicated(8).memory;
     })));
     // Level 6 finds the whole repeat (level 1, the default, searches short
     // match chains and shrinks it only 2x).
-    let client = config(Some(deflate_config(|d| d.level = 6)));
+    let client = config(Some(deflate_config(|d| {
+        d.level = 6;
+        d.memory = DeflateConfig::dedicated(8).memory;
+    })));
     let mut h = default_handshake(client, server);
     assert_eq!(
         h.client_extensions.as_deref(),
@@ -456,7 +467,7 @@ fn hand_written_offers_match_names_without_case_and_per_element() {
         let h = handshake(&request, Config::default(), Config::default());
         assert_eq!(
             h.client_extensions.as_deref(),
-            Some("permessage-deflate"),
+            Some("permessage-deflate; client_max_window_bits=12"),
             "{offer}"
         );
     }

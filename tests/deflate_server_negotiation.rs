@@ -11,11 +11,12 @@ mod offers;
 
 use offers::*;
 use wsmachine::Role;
-use wsmachine::deflate::{Agreement, ClientWindow, DeflateConfig, DeflateParams};
+use wsmachine::deflate::{Agreement, ClientWindow, DeflateConfig, DeflateParams, Memory};
 
 fn server_configs() -> Vec<(&'static str, DeflateConfig)> {
     vec![
         ("default", DeflateConfig::default()),
+        ("dedicated", DeflateConfig::dedicated(8)),
         (
             "server_max_window_bits=10",
             deflate_config(|d| d.server_max_window_bits = 10),
@@ -42,6 +43,16 @@ fn server_configs() -> Vec<(&'static str, DeflateConfig)> {
             }),
         ),
     ]
+}
+
+/// The client window a server asks for when the client lets it choose,
+/// under its limit: a shared memory's window (what it keeps), else the limit.
+fn preferred_client_window(cfg: &DeflateConfig) -> u8 {
+    let limit = cfg.client_max_window_bits;
+    match &cfg.memory {
+        Memory::Shared { window_bits, .. } => limit.min(*window_bits),
+        _ => limit,
+    }
 }
 
 fn effective_client_window(w: ClientWindow) -> u8 {
@@ -92,13 +103,13 @@ fn check_negotiation(
             assert_ne!(r.client_max_window_bits, ClientWindow::Supported, "{ctx}");
             assert_eq!(
                 effective_client_window(r.client_max_window_bits),
-                cfg.client_max_window_bits,
+                preferred_client_window(cfg),
                 "{ctx}: client_max_window_bits"
             );
         }
         ClientWindow::Max(offered) => assert_eq!(
             r.client_max_window_bits,
-            ClientWindow::Max(offered.min(cfg.client_max_window_bits)),
+            ClientWindow::Max(offered.min(preferred_client_window(cfg))),
             "{ctx}: client_max_window_bits"
         ),
     }
@@ -155,9 +166,9 @@ fn the_server_answers_every_offer_within_its_limits() {
             check_negotiation(name, &cfg, &offer, got);
         }
     }
-    // All 720 combinations but the 20 unlimitable offers (no
+    // All 840 combinations but the 20 unlimitable offers (no
     // client_max_window_bits) under each of the 2 client window limits.
-    assert_eq!(accepted, 720 - 2 * 20);
+    assert_eq!(accepted, 840 - 2 * 20);
 }
 
 #[test]
@@ -166,6 +177,11 @@ fn the_server_response_to_typical_offers() {
         (
             "permessage-deflate; client_max_window_bits",
             DeflateConfig::default(),
+            "permessage-deflate; client_max_window_bits=12",
+        ),
+        (
+            "permessage-deflate; client_max_window_bits",
+            DeflateConfig::dedicated(8),
             "permessage-deflate",
         ),
         (

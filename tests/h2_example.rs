@@ -33,7 +33,10 @@ async fn messages_echo_over_an_h2_stream_with_deflate_and_a_subprotocol() {
     .unwrap();
     assert_eq!(report.protocol.as_deref(), Some("chat"));
     #[cfg(feature = "deflate")]
-    assert_eq!(report.extensions.as_deref(), Some("permessage-deflate"));
+    assert_eq!(
+        report.extensions.as_deref(),
+        Some("permessage-deflate; client_max_window_bits=12")
+    );
     assert_eq!(report.echoed, messages.len());
     let close = report.close.expect("closed");
     assert!(close.is_clean());

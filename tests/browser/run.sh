@@ -27,7 +27,7 @@ trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 ports=("$port")
 echo_urls=() limit_urls=()
 limit=$((256 * 1024))
-for setting in default shared:12 shared-no-context limit:default limit:shared:12; do
+for setting in default dedicated:8 dedicated:1 shared:9 shared-no-context limit:default limit:dedicated:8; do
   p=$(free_port)
   deflate="${setting#limit:}"
   [ "$deflate" = default ] && deflate=""
