@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast;
-use wsmachine::adapter::tokio::WebSocket;
+use wsmachine::adapter::{self, tokio::WebSocket};
 use wsmachine::frame::Status;
 use wsmachine::handshake::{self, Accept, HandshakeError, Reject};
 use wsmachine::{Config, Connection, OwnedEvent};
@@ -114,20 +114,32 @@ async fn handle(
         }
     }
 
+    // Split halves: this task reads what the browser says, another writes
+    // what the room says, so a browser slow to read holds up only its own
+    // writer, never its reads (the reader writes pongs and the close echo).
+    let (mut reader, mut writer) = ws.into_split();
     let mut inbox = room.subscribe();
-    loop {
-        tokio::select! {
-            // `recv` is cancel-safe: when a broadcast arrives first, nothing is lost.
-            event = ws.recv() => match event? {
-                OwnedEvent::Text(text) => { let _ = room.send(text.into()); }
-                OwnedEvent::Closed(_) => return Ok(()),
-                _ => {}
-            },
-            message = inbox.recv() => match message {
-                Ok(text) => ws.send_text(&text).await?,
+    let writing = tokio::spawn(async move {
+        loop {
+            match inbox.recv().await {
+                Ok(text) => writer.send_text(&text).await?,
                 Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => return Ok(()),
-            },
+                Err(broadcast::error::RecvError::Closed) => return Ok::<_, adapter::Error>(()),
+            }
         }
-    }
+    });
+    let read = loop {
+        match reader.recv().await {
+            Ok(OwnedEvent::Text(text)) => {
+                let _ = room.send(text.into());
+            }
+            Ok(OwnedEvent::Closed(_)) => break Ok(()),
+            Ok(_) => {}
+            Err(e) => break Err(e),
+        }
+    };
+    writing.abort();
+    read?;
+    reader.close_transport().await?;
+    Ok(())
 }

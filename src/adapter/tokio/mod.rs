@@ -10,6 +10,10 @@
 //! A cancelled `recv` loses no byte and no event; a cancelled send leaves its
 //! message queued in the core, written by the next call.
 //!
+//! [`WebSocket::into_split`] gives a [`ReadHalf`] and a [`WriteHalf`] for two
+//! tasks: one receives while the other sends, and a peer slow to read holds
+//! up only the sends.
+//!
 //! ```no_run
 //! use tokio::net::TcpStream;
 //! use wsmachine::{Config, OwnedEvent, adapter::tokio::WebSocket, handshake::ClientRequest};
@@ -39,40 +43,28 @@
 //! # Ok(()) }
 //! ```
 
+mod io;
+mod split;
 mod url;
 
+pub use split::{ReadHalf, ReuniteError, WriteHalf};
 pub use url::{MaybeTlsStream, connect};
 
+use std::future::poll_fn;
 use std::io::ErrorKind;
-use std::time::Duration;
 
-use std::future::Future;
-use std::pin::{Pin, pin};
-use std::task::Poll;
+use ::tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-use ::tokio::time::{Instant, Sleep};
-
-use ::tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use io::Io;
 
 use super::{Data, Error, NoDecision, OsEntropy, Step, VECTORED_MIN, handshake_step};
 use crate::handshake::{Accept, ClientRequest, Reject, Request};
-use crate::{
-    CloseCode, Config, Connection, Driver, Event, Goal, MessageKind, OwnedEvent, Step as DriverStep,
-};
+use crate::{CloseCode, Config, Connection, Driver, Event, MessageKind, OwnedEvent};
 
 /// A WebSocket over an async stream.
 #[derive(Debug)]
 pub struct WebSocket<S> {
-    stream: S,
-    driver: Driver,
-    /// The origin of the driver's clock.
-    origin: Instant,
-    /// One timer for the connection's deadlines, kept across reads: it is
-    /// moved only when a deadline comes earlier than where it is set, so a
-    /// read costs no timer of its own (a later deadline wakes it early once,
-    /// harmlessly). Made at the first deadline, inside the runtime (creating
-    /// a `Sleep` needs one; `from_connection` does not).
-    sleep: Option<Pin<Box<Sleep>>>,
+    io: Io<S>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
@@ -115,7 +107,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     {
         loop {
             let event = self.recv().await?;
-            match handshake_step(self.driver.connection_mut(), event, decide) {
+            match handshake_step(self.io.driver.connection_mut(), event, decide) {
                 Step::Continue => {}
                 Step::Open => return Ok(()),
                 Step::Rejected(status) => {
@@ -132,16 +124,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// keeps its deadlines ([`Driver::new`]).
     pub fn from_connection(stream: S, conn: Connection) -> Self {
         Self {
-            stream,
-            driver: Driver::new(conn),
-            origin: Instant::now(),
-            sleep: None,
+            io: Io::new(stream, Driver::new(conn)),
         }
-    }
-
-    /// The time on the driver's clock.
-    fn now(&self) -> Duration {
-        self.origin.elapsed()
     }
 
     /// Before a send command: tells the connection the time (what a deadline
@@ -149,7 +133,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// the socket to take whatever is still queued (after a cancelled send),
     /// so the transmit buffer never grows past one message: backpressure.
     async fn make_room(&mut self) -> Result<(), Error> {
-        self.driver.tick(self.now());
+        self.io.driver.tick(self.io.now());
         self.flush().await
     }
 
@@ -163,14 +147,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// frame is read straight from the receive buffer.
     pub async fn recv_with<R>(&mut self, f: impl FnOnce(Event<'_>) -> R) -> Result<R, Error> {
         loop {
-            match self.driver.step(Goal::Event) {
-                DriverStep::Event => {
-                    if let Some(event) = self.driver.event() {
-                        return Ok(f(event));
-                    }
-                }
-                DriverStep::Closed => return Err(Error::Closed),
-                step => self.io(step).await?,
+            poll_fn(|cx| self.io.poll_event(cx.waker(), cx.waker())).await?;
+            if let Some(event) = self.io.driver.event() {
+                return Ok(f(event));
             }
         }
     }
@@ -189,15 +168,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// connection, when the stream supports them ([`Connection::send_vectored`]).
     async fn send(&mut self, data: Data<'_>) -> Result<(), Error> {
         self.make_room().await?;
-        if data.len() < VECTORED_MIN || !self.stream.is_write_vectored() {
-            data.send(self.driver.connection_mut())?;
+        let Io { stream, driver, .. } = &mut self.io;
+        if data.len() < VECTORED_MIN || !stream.is_write_vectored() {
+            data.send(driver.connection_mut())?;
             return self.flush().await;
         }
         // Cancel-safe: a dropped `Transmit` queues what it did not write.
         let (kind, bytes) = data.parts();
-        let mut transmit = self.driver.send_vectored_valid(kind, bytes)?;
+        let mut transmit = driver.send_vectored_valid(kind, bytes)?;
         while !transmit.is_empty() {
-            match self.stream.write_vectored(&transmit.io_slices()).await {
+            match stream.write_vectored(&transmit.io_slices()).await {
                 Ok(0) => return Err(Error::Io(ErrorKind::WriteZero.into())),
                 Ok(n) => transmit.advance(n),
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -216,7 +196,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         fin: bool,
     ) -> Result<(), Error> {
         self.make_room().await?;
-        self.driver
+        self.io
+            .driver
             .connection_mut()
             .send_fragment(kind, data, fin)?;
         self.flush().await
@@ -225,33 +206,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Sends a ping.
     pub async fn send_ping(&mut self, payload: &[u8]) -> Result<(), Error> {
         self.make_room().await?;
-        self.driver.connection_mut().send_ping(payload)?;
+        self.io.driver.connection_mut().send_ping(payload)?;
         self.flush().await
     }
 
     /// Sends a pong.
     pub async fn send_pong(&mut self, payload: &[u8]) -> Result<(), Error> {
         self.make_room().await?;
-        self.driver.connection_mut().send_pong(payload)?;
+        self.io.driver.connection_mut().send_pong(payload)?;
         self.flush().await
     }
 
     /// Starts the closing handshake; keep calling [`recv`](Self::recv) until
     /// [`OwnedEvent::Closed`] to complete it.
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
-        self.driver.tick(self.now());
-        self.driver.connection_mut().close(code, reason)?;
+        self.io.driver.tick(self.io.now());
+        self.io.driver.connection_mut().close(code, reason)?;
         self.flush().await
     }
 
     /// Writes everything the connection has queued, and flushes the stream.
     pub async fn flush(&mut self) -> Result<(), Error> {
-        loop {
-            match self.driver.step(Goal::Flush) {
-                DriverStep::Done => return Ok(()),
-                step => self.io(step).await?,
-            }
-        }
+        poll_fn(|cx| self.io.poll_flush(cx.waker())).await
     }
 
     /// Ends the transport the way RFC 6455 §7.1.1 asks, once the connection
@@ -260,105 +236,40 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// end of stream), at most [`Config::close_timeout`](crate::Config::close_timeout).
     /// Returns at once, without shutting down, if the connection is not closed.
     pub async fn close_transport(&mut self) -> Result<(), Error> {
-        loop {
-            match self.driver.step(Goal::CloseTransport) {
-                DriverStep::Done => return Ok(()),
-                DriverStep::CloseTransport => return Ok(self.stream.shutdown().await?),
-                step => self.io(step).await?,
-            }
-        }
-    }
-
-    /// Carries out a step of I/O: a write, a flush, or a read.
-    async fn io(&mut self, step: DriverStep) -> Result<(), Error> {
-        let outcome = match step {
-            DriverStep::Write => match self.stream.write(self.driver.transmit()).await {
-                Ok(0) => Err(ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    self.driver.wrote(n);
-                    Ok(())
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => Ok(()),
-                Err(e) => Err(e),
-            },
-            DriverStep::Flush => self.stream.flush().await.map(|()| self.driver.flushed()),
-            DriverStep::Read { deadline } => return self.read(deadline).await,
-            _ => Ok(()),
-        };
-        match outcome {
-            Err(e) if self.driver.write_failed() => Err(e.into()),
-            _ => Ok(()),
-        }
-    }
-
-    /// Reads once into the connection's receive buffer, or fires the
-    /// connection's timers when `deadline` comes first (the read is then
-    /// dropped, which loses nothing: cancel-safe).
-    async fn read(&mut self, deadline: Option<Duration>) -> Result<(), Error> {
-        // A deadline past what `Instant` can hold is no deadline.
-        let deadline = deadline.and_then(|at| self.origin.checked_add(at));
-        if let Some(at) = deadline {
-            match &mut self.sleep {
-                // Set no later than `at` and pending: it wakes in time
-                // (early if the deadline moved later, which is harmless).
-                Some(sleep) if sleep.deadline() <= at && !sleep.is_elapsed() => {}
-                Some(sleep) => sleep.as_mut().reset(at),
-                None => self.sleep = Some(Box::pin(::tokio::time::sleep_until(at))),
-            }
-        }
-        let sleep = &mut self.sleep;
-        let mut read = pin!(self.stream.read(self.driver.recv_buffer()));
-        // The read, or the deadline first (dropping the read loses nothing).
-        let result = std::future::poll_fn(|cx| match read.as_mut().poll(cx) {
-            Poll::Ready(result) => Poll::Ready(Some(result)),
-            Poll::Pending
-                if deadline.is_some()
-                    && sleep
-                        .as_mut()
-                        .is_some_and(|s| s.as_mut().poll(cx).is_ready()) =>
-            {
-                Poll::Ready(None)
-            }
-            Poll::Pending => Poll::Pending,
-        })
-        .await;
-        let now = self.now();
-        match result {
-            Some(Ok(n)) => self.driver.read(now, n),
-            // A deadline passed: what it queued goes out at the next step.
-            None => self.driver.no_read(now),
-            Some(Err(e)) => {
-                self.driver.no_read(now);
-                if e.kind() != ErrorKind::Interrupted {
-                    return Err(e.into());
-                }
-            }
+        if poll_fn(|cx| self.io.poll_close_transport(cx.waker(), cx.waker())).await? {
+            self.io.stream.shutdown().await?;
         }
         Ok(())
     }
 
+    /// Splits it into a reader and a writer, for two tasks: one receives
+    /// while the other sends ([`ReadHalf`], [`WriteHalf`]).
+    pub fn into_split(self) -> (ReadHalf<S>, WriteHalf<S>) {
+        split::split(self.io)
+    }
+
     /// The connection, for its state and for commands batched before a [`flush`](Self::flush).
     pub fn connection(&self) -> &Connection {
-        self.driver.connection()
+        self.io.driver.connection()
     }
 
     /// The connection, mutably.
     pub fn connection_mut(&mut self) -> &mut Connection {
-        self.driver.connection_mut()
+        self.io.driver.connection_mut()
     }
 
     /// The stream.
     pub fn get_ref(&self) -> &S {
-        &self.stream
+        &self.io.stream
     }
 
     /// The stream, mutably (for socket options such as timeouts).
     pub fn get_mut(&mut self) -> &mut S {
-        &mut self.stream
+        &mut self.io.stream
     }
 
     /// The stream and the connection.
     pub fn into_parts(self) -> (S, Connection) {
-        (self.stream, self.driver.into_connection())
+        (self.io.stream, self.io.driver.into_connection())
     }
 }
