@@ -43,6 +43,8 @@
 #[cfg_attr(docsrs, doc(cfg(feature = "blocking")))]
 pub mod blocking;
 mod connect;
+#[cfg(feature = "futures")]
+mod message;
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub mod tokio;
@@ -50,6 +52,9 @@ pub mod tokio;
 use std::time::Duration;
 
 pub use connect::Connector;
+#[cfg(feature = "futures")]
+#[cfg_attr(docsrs, doc(cfg(feature = "futures")))]
+pub use message::{Message, Utf8Bytes};
 
 use crate::Entropy;
 

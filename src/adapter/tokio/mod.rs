@@ -12,7 +12,8 @@
 //!
 //! [`WebSocket::into_split`] gives a [`ReadHalf`] and a [`WriteHalf`] for two
 //! tasks: one receives while the other sends, and a peer slow to read holds
-//! up only the sends.
+//! up only the sends. With the feature `futures`, the WebSocket and its
+//! halves are futures' `Stream` and `Sink` of [`Message`](super::Message)s.
 //!
 //! ```no_run
 //! use tokio::net::TcpStream;
@@ -45,6 +46,8 @@
 
 mod io;
 mod split;
+#[cfg(feature = "futures")]
+mod stream;
 mod url;
 
 pub use split::{ReadHalf, ReuniteError, WriteHalf};
