@@ -191,4 +191,11 @@ pub enum UsageError {
     /// The client request's URI or fields are unusable.
     #[error("invalid request: {0}")]
     InvalidRequest(#[from] crate::handshake::UriError),
+    /// `send_received` without a received message to send: the last event
+    /// handed out was not a whole text or binary message, or an input since
+    /// released its bytes.
+    #[error(
+        "no received message to send: the last event was not a whole message, or an input since released it"
+    )]
+    NoReceivedMessage,
 }

@@ -311,3 +311,58 @@ async fn a_connection_with_a_started_clock_keeps_its_keepalive() {
     assert_eq!(head[0], 0x89, "a ping");
     reader.abort();
 }
+
+/// `send_received`: the echo straight from the receive buffer, small and
+/// large (vectored writes), plain and compressed, over loopback.
+#[tokio::test]
+async fn send_received_echoes_every_size_plain_and_compressed() {
+    timeout(Duration::from_secs(60), async {
+        for config in [uncompressed(), Config::default()] {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("ws://{}/", listener.local_addr().unwrap());
+            let server_config = config.clone();
+            let server = tokio::spawn(async move {
+                let (stream, _) = listener.accept().await?;
+                let mut ws = WebSocket::accept(stream, server_config).await?;
+                loop {
+                    let echo = ws
+                        .recv_with(|e| match e {
+                            wsmachine::Event::Text(_) | wsmachine::Event::Binary(_) => Some(true),
+                            wsmachine::Event::Closed(_) => None,
+                            _ => Some(false),
+                        })
+                        .await?;
+                    match echo {
+                        Some(true) => ws.send_received().await?,
+                        Some(false) => {}
+                        None => return Ok::<_, Error>(()),
+                    }
+                }
+            });
+            let request = ClientRequest::new(&url).unwrap();
+            let stream = TcpStream::connect(addr(&url)).await.unwrap();
+            let mut ws = WebSocket::connect(stream, &request, config).await.unwrap();
+            for size in [0, 1, 125, 126, 65_535, 65_536, 200_000, 1 << 20] {
+                let text: String = (0..size)
+                    .map(|i| char::from(b'a' + (i % 26) as u8))
+                    .collect();
+                ws.send_text(&text).await.unwrap();
+                assert!(
+                    ws.recv().await.unwrap() == OwnedEvent::Text(text),
+                    "text of {size}"
+                );
+                let data: Vec<u8> = (0..size).map(|i| (i * 31 % 256) as u8).collect();
+                ws.send_binary(&data).await.unwrap();
+                assert!(
+                    ws.recv().await.unwrap() == OwnedEvent::Binary(data),
+                    "binary of {size}"
+                );
+            }
+            ws.close(CloseCode::NORMAL, "").await.unwrap();
+            assert!(matches!(ws.recv().await.unwrap(), OwnedEvent::Closed(i) if i.is_clean()));
+            server.await.unwrap().unwrap();
+        }
+    })
+    .await
+    .expect("bounded");
+}

@@ -284,6 +284,14 @@ impl Driver {
         self.conn.send_vectored_valid(kind, data)
     }
 
+    /// [`Connection::send_received_vectored`], the bytes written outside
+    /// the driver, so the transport is flushed after them.
+    #[cfg_attr(not(any(feature = "tokio", feature = "blocking")), allow(dead_code))]
+    pub(crate) fn send_received_vectored(&mut self) -> Result<Transmit<'_>, Error> {
+        self.unflushed = true;
+        self.conn.send_received_vectored()
+    }
+
     /// The connection.
     pub fn connection(&self) -> &Connection {
         &self.conn

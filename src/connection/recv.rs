@@ -8,6 +8,7 @@
 
 use core::ops::Range;
 
+use super::buffer::Rx;
 use super::{Connection, Core, Event, Fragment, State};
 use crate::config::{Config, MessageMode};
 use crate::error::ProtocolError;
@@ -30,6 +31,9 @@ pub(super) struct Receiving {
     pub frame: Option<Disposition>,
     /// What to drop at the next mutation: the bytes of the event handed out.
     release: Release,
+    /// The kind of the whole message handed out last, while its bytes are
+    /// held (for `send_received`).
+    delivered: Option<MessageKind>,
     /// An event parsed by [`Connection::has_event`] and not yet handed out.
     pub pending: Option<Ready>,
     /// Streaming mode: whether the message in progress has delivered a piece.
@@ -39,6 +43,17 @@ pub(super) struct Receiving {
 }
 
 impl Receiving {
+    /// The whole message handed out last, while its bytes are held: in
+    /// place in `rx`, or in its assembly buffer.
+    pub fn received<'a>(&self, rx: &'a Rx) -> Option<(MessageKind, &'a [u8])> {
+        let kind = self.delivered?;
+        match self.release {
+            Release::Held => Some((kind, &rx.buf[rx.held()])),
+            Release::Message => Some((kind, &rx.message[..])),
+            Release::Nothing => None,
+        }
+    }
+
     pub fn new(role: Role, config: &Config) -> Self {
         Self {
             decoder: FrameDecoder::new(DecoderConfig {
@@ -49,6 +64,7 @@ impl Receiving {
             reader: MessageReader::new(config.max_message_size),
             frame: None,
             release: Release::Nothing,
+            delivered: None,
             pending: None,
             streamed: false,
             eof: false,
@@ -219,6 +235,10 @@ impl Connection {
             | Ready::Pong => Release::Held,
             Ready::Request | Ready::Open | Ready::Closed => Release::Nothing,
         };
+        core.recv.delivered = match ready {
+            Ready::Message(kind, _) => Some(kind),
+            _ => None,
+        };
         let held = &rx.buf[rx.held()];
         let bytes = |source| match source {
             Source::InPlace => held,
@@ -285,6 +305,7 @@ impl Connection {
     /// Drops the bytes of the event handed out last.
     #[inline]
     fn settle(&mut self) {
+        self.core.recv.delivered = None;
         match core::mem::replace(&mut self.core.recv.release, Release::Nothing) {
             Release::Nothing => {}
             Release::Held => self.rx.release(),

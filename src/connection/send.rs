@@ -78,7 +78,57 @@ impl Connection {
         kind: MessageKind,
         data: &'a [u8],
     ) -> Result<Transmit<'a>, Error> {
-        let core = &mut self.core;
+        self.core.send_vectored_valid(kind, data)
+    }
+
+    /// Command: sends on the message that [`poll_event`](Self::poll_event)
+    /// handed out last (an [`Event::Text`](crate::Event::Text) or
+    /// [`Event::Binary`](crate::Event::Binary)), straight from where it was
+    /// received: the echo or relay of a message without copying it out of
+    /// the connection first (the event borrows the connection, so its bytes
+    /// cannot be given to [`send_message`](Self::send_message)). Call it
+    /// before the next input or event: those release the bytes
+    /// ([`UsageError::NoReceivedMessage`]). Text is not validated again.
+    ///
+    /// ```
+    /// use wsmachine::{Compress, Config, Connection, Event};
+    /// let mut server = Connection::open_server(Config::default());
+    /// server.handle_read(&[0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2]);
+    /// assert!(matches!(server.poll_event(), Some(Event::Text("hi"))));
+    /// server.send_received(Compress::Auto).unwrap();
+    /// assert_eq!(server.poll_transmit(), Some(&b"\x81\x02hi"[..]));
+    /// ```
+    pub fn send_received(&mut self, compress: Compress) -> Result<(), Error> {
+        let Self { rx, core } = self;
+        let (kind, data) = core
+            .recv
+            .received(rx)
+            .ok_or(UsageError::NoReceivedMessage)?;
+        core.send_message(kind, data, compress)
+    }
+
+    /// [`send_received`](Self::send_received) with a vectored write, as
+    /// [`send_vectored`](Self::send_vectored) does: a server writes the
+    /// frame header and the received bytes where they are, without a copy.
+    pub fn send_received_vectored(&mut self) -> Result<Transmit<'_>, Error> {
+        let Self { rx, core } = self;
+        let (kind, data) = core
+            .recv
+            .received(rx)
+            .ok_or(UsageError::NoReceivedMessage)?;
+        core.send_vectored_valid(kind, data)
+    }
+}
+
+impl Core {
+    /// Frames `data` (valid UTF-8 if text) for a vectored write, or queues
+    /// it where it must be new bytes (masked or compressed).
+    fn send_vectored_valid<'a>(
+        &'a mut self,
+        kind: MessageKind,
+        data: &'a [u8],
+    ) -> Result<Transmit<'a>, Error> {
+        let core = self;
         let compress = core.begin_message(data.len(), Compress::Auto)?;
         if compress || core.tx.masks() {
             core.queue_data(kind.opcode(), true, compress, data);
@@ -90,7 +140,9 @@ impl Connection {
         let release_to = core.tx_release_to();
         Ok(Transmit::new(&mut core.tx, release_to, &header, data))
     }
+}
 
+impl Connection {
     /// Command: sends one fragment of a message (RFC 6455 §5.4). The first call
     /// starts a message of `kind`; later calls continue it (with the same
     /// `kind`) until one has `fin` set. Text fragments may split a code point,

@@ -176,18 +176,42 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             data.send(driver.connection_mut())?;
             return self.flush().await;
         }
-        // Cancel-safe: a dropped `Transmit` queues what it did not write.
         let (kind, bytes) = data.parts();
-        let mut transmit = driver.send_vectored_valid(kind, bytes)?;
-        while !transmit.is_empty() {
-            match stream.write_vectored(&transmit.io_slices()).await {
-                Ok(0) => return Err(Error::Io(ErrorKind::WriteZero.into())),
-                Ok(n) => transmit.advance(n),
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.into()),
-            }
+        write_vectored(stream, driver.send_vectored_valid(kind, bytes)?).await?;
+        self.flush().await
+    }
+
+    /// Sends on the text or binary message that the last
+    /// [`recv_with`](Self::recv_with) lent, straight from the receive buffer
+    /// ([`Connection::send_received`]): an echo without copying the message
+    /// out, and with vectored writes (a server's frame header, then the
+    /// received bytes where they are), without copying it in either. Call it
+    /// right after that `recv_with`; otherwise it fails with
+    /// [`UsageError::NoReceivedMessage`](crate::UsageError::NoReceivedMessage).
+    ///
+    /// ```no_run
+    /// # use wsmachine::{Event, adapter::tokio::WebSocket};
+    /// # async fn echo(ws: &mut WebSocket<tokio::net::TcpStream>) -> Result<(), wsmachine::adapter::Error> {
+    /// loop {
+    ///     let message = ws.recv_with(|e| matches!(e, Event::Text(_) | Event::Binary(_))).await?;
+    ///     if message {
+    ///         ws.send_received().await?;
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub async fn send_received(&mut self) -> Result<(), Error> {
+        // What is queued goes first; no time is given (a timer could
+        // release the received bytes), only writes.
+        self.flush().await?;
+        let Io { stream, driver, .. } = &mut self.io;
+        if !stream.is_write_vectored() {
+            driver
+                .connection_mut()
+                .send_received(crate::Compress::Auto)?;
+            return self.flush().await;
         }
-        drop(transmit);
+        write_vectored(stream, driver.send_received_vectored()?).await?;
         self.flush().await
     }
 
@@ -275,4 +299,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     pub fn into_parts(self) -> (S, Connection) {
         (self.io.stream, self.io.driver.into_connection())
     }
+}
+
+/// Writes all of `transmit` with vectored writes. Cancel-safe: a dropped
+/// `Transmit` queues what it did not write.
+async fn write_vectored<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    mut transmit: crate::Transmit<'_>,
+) -> Result<(), Error> {
+    while !transmit.is_empty() {
+        match stream.write_vectored(&transmit.io_slices()).await {
+            Ok(0) => return Err(Error::Io(ErrorKind::WriteZero.into())),
+            Ok(n) => transmit.advance(n),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }

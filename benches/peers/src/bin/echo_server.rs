@@ -45,36 +45,17 @@ const USAGE: &str = "usage: echo_server <wsmachine|tungstenite|fastwebsockets|to
 async fn serve_wsmachine(stream: TcpStream, config: wsmachine::Config) -> Result<(), BoxError> {
     use wsmachine::Event;
     use wsmachine::adapter::tokio::WebSocket;
-    enum Got {
-        Text,
-        Binary,
-        Other,
-    }
     let mut ws = WebSocket::accept(stream, config).await?;
-    // Reused buffers: the event borrows the connection, so the message is
-    // copied out before it can be sent back.
-    let mut text = String::new();
-    let mut binary = Vec::new();
     loop {
+        // The message is read in place and sent back from there
+        // (`send_received`): no copy out of the connection, and with
+        // vectored writes none into its transmit buffer either.
         let got = ws
-            .recv_with(|event| match event {
-                Event::Text(t) => {
-                    text.clear();
-                    text.push_str(t);
-                    Got::Text
-                }
-                Event::Binary(b) => {
-                    binary.clear();
-                    binary.extend_from_slice(b);
-                    Got::Binary
-                }
-                _ => Got::Other,
-            })
+            .recv_with(|event| matches!(event, Event::Text(_) | Event::Binary(_)))
             .await;
         match got {
-            Ok(Got::Text) => ws.send_text(&text).await?,
-            Ok(Got::Binary) => ws.send_binary(&binary).await?,
-            Ok(Got::Other) => {}
+            Ok(true) => ws.send_received().await?,
+            Ok(false) => {}
             // After the Closed event.
             Err(wsmachine::adapter::Error::Closed) => break,
             Err(e) => return Err(e.into()),
