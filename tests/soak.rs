@@ -37,9 +37,10 @@
 //! that no longer echoes.
 //!
 //! `WSMACHINE_SOAK_CONNS` sets the number of connections (default 10000) for
-//! a quicker run. Permessage-deflate's zlib state is about 420 KiB per
-//! connection and side once used (see `src/deflate/mod.rs`), so 5,000
-//! deflate connections take about 2 GiB in each process.
+//! a quicker run. With the default memory setting (zlib states shared from
+//! a pool, 12-bit windows) a compressing connection keeps about 12 KiB once
+//! idle; with `WSM_DEFLATE=dedicated:8` about 420 KiB (see
+//! `src/deflate/mod.rs`), so 5,000 deflate connections take about 2 GiB.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{BufRead, BufReader, Write};
@@ -1271,13 +1272,14 @@ impl Report {
             self.closed_fds,
             self.base_fds
         );
-        // A shared memory setting's pool keeps up to 16 compressors (at most
-        // 371 KiB) and 16 decompressors (46 KiB) once the connections are gone.
-        let pool = if std::env::var("WSM_DEFLATE").is_ok_and(|s| s.starts_with("shared")) {
-            (16 * (371 + 46)) << 10
-        } else {
-            0
-        };
+        // A shared memory setting's pool (the default) keeps up to 16
+        // compressors (at most 371 KiB) and 16 decompressors (46 KiB) once
+        // the connections are gone.
+        let shared = server_config()
+            .deflate
+            .as_ref()
+            .is_some_and(|d| matches!(d.memory, wsmachine::deflate::Memory::Shared { .. }));
+        let pool = if shared { (16 * (371 + 46)) << 10 } else { 0 };
         assert!(
             self.closed_mem.heap <= self.base.heap + HEAP_SLACK + pool,
             "the server's heap after all closed: {} bytes, {} before the connections",
