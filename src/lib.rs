@@ -382,6 +382,6 @@ pub use message::MessageKind;
 pub use utf8::{InvalidUtf8, Utf8Validator};
 
 /// The README's Rust examples, compiled as doctests so that they stay true.
-#[cfg(all(doctest, feature = "tokio"))]
+#[cfg(all(doctest, feature = "tokio", feature = "futures"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
