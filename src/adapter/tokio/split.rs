@@ -143,7 +143,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReadHalf<S> {
 
     /// The next event, lent to `f` without a copy. `f` runs while the
     /// halves' lock is held: the writer waits for it, so keep it short (copy
-    /// or parse, never block).
+    /// or parse, never block), and do not reach the connection through
+    /// either half from inside it (the lock is not reentrant).
     pub async fn recv_with<R>(&mut self, f: impl FnOnce(Event<'_>) -> R) -> Result<R, Error> {
         let mut f = Some(f);
         poll_fn(|cx| self.poll_event_with(cx, &mut |event| f.take().map(|f| f(event)))).await
