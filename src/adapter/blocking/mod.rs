@@ -32,12 +32,18 @@
 //! ws.send_text("hello")?;
 //! # Ok::<_, Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! [`WebSocket::into_split`] gives a [`ReadHalf`] and a [`WriteHalf`] for two
+//! threads, over a stream that can be cloned ([`TryClone`]): one receives
+//! while the other sends, and a peer slow to read holds up only the sends.
 
+mod split;
 mod url;
 
+pub use split::{ReadHalf, ReuniteError, TryClone, WriteHalf};
 pub use url::{MaybeTlsStream, connect};
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, IoSlice, Read, Write};
 use std::time::{Duration, Instant};
 
 use super::{Data, Error, NoDecision, OsEntropy, Step, VECTORED_MIN, handshake_step};
@@ -257,14 +263,9 @@ impl<S: Read + Write + ReadTimeout> WebSocket<S> {
         // On an error, the dropped `Transmit` queues what it did not write.
         let (kind, bytes) = data.parts();
         let mut transmit = self.driver.send_vectored_valid(kind, bytes)?;
-        while !transmit.is_empty() {
-            match self.stream.write_vectored(&transmit.io_slices()) {
-                Ok(0) => return Err(Error::Io(ErrorKind::WriteZero.into())),
-                Ok(n) => transmit.advance(n),
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+        let (written, result) = write_all(&mut self.stream, transmit.slices());
+        transmit.advance(written);
+        result?;
         drop(transmit);
         self.flush()
     }
@@ -345,24 +346,16 @@ impl<S: Read + Write + ReadTimeout> WebSocket<S> {
             self.driver.no_read(self.now());
             return Ok(());
         }
-        if self.read_timeout != Some(left) {
-            self.stream.set_read_timeout(left)?;
-            self.read_timeout = Some(left);
-        }
-        let result = self.stream.read(self.driver.recv_buffer());
+        let buf = self.driver.recv_buffer();
+        let result = read_within(&mut self.stream, &mut self.read_timeout, left, buf);
         let now = self.now();
         match result {
-            Ok(n) => self.driver.read(now, n),
+            Ok(Some(n)) => self.driver.read(now, n),
+            // The deadline came: what it fired goes out at the next step.
+            Ok(None) => self.driver.no_read(now),
             Err(e) => {
                 self.driver.no_read(now);
-                // The deadline came: what it fired goes out at the next step.
-                let retry = matches!(
-                    e.kind(),
-                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                );
-                if !retry {
-                    return Err(e.into());
-                }
+                return Err(e.into());
             }
         }
         Ok(())
@@ -392,4 +385,52 @@ impl<S: Read + Write + ReadTimeout> WebSocket<S> {
     pub fn into_parts(self) -> (S, Connection) {
         (self.stream, self.driver.into_connection())
     }
+}
+
+/// Reads once into `buf`, waiting at most `left` (`None`: as long as it
+/// takes; never zero): `Ok(None)` when the time ran out first (or the read
+/// was interrupted). `set` is the read timeout last set on the stream,
+/// which is set again only when it changes.
+fn read_within<S: Read + ReadTimeout>(
+    stream: &mut S,
+    set: &mut Option<Option<Duration>>,
+    left: Option<Duration>,
+    buf: &mut [u8],
+) -> io::Result<Option<usize>> {
+    if *set != Some(left) {
+        stream.set_read_timeout(left)?;
+        *set = Some(left);
+    }
+    match stream.read(buf) {
+        Ok(n) => Ok(Some(n)),
+        Err(e) => match e.kind() {
+            ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted => Ok(None),
+            _ => Err(e),
+        },
+    }
+}
+
+/// Writes `bufs` whole, in order, with vectored writes (retried when
+/// interrupted): how many bytes were written, and how it ended.
+fn write_all<W: Write + ?Sized, const N: usize>(
+    stream: &mut W,
+    bufs: [&[u8]; N],
+) -> (usize, io::Result<()>) {
+    let mut slices = bufs.map(IoSlice::new);
+    let mut slices = &mut slices[..];
+    // Drops the empty slices in front: a write of nothing would return 0.
+    IoSlice::advance_slices(&mut slices, 0);
+    let mut written = 0;
+    while !slices.is_empty() {
+        match stream.write_vectored(slices) {
+            Ok(0) => return (written, Err(ErrorKind::WriteZero.into())),
+            Ok(n) => {
+                written += n;
+                IoSlice::advance_slices(&mut slices, n);
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return (written, Err(e)),
+        }
+    }
+    (written, Ok(()))
 }
