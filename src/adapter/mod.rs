@@ -72,6 +72,9 @@ const FOREVER: Duration = Duration::from_secs(30 * 365 * 86_400);
 enum Data<'a> {
     Text(&'a str),
     Binary(&'a [u8]),
+    /// A received message: its text was validated on the way in.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    Received(crate::MessageKind, &'a [u8]),
 }
 
 impl<'a> Data<'a> {
@@ -83,6 +86,7 @@ impl<'a> Data<'a> {
         match self {
             Data::Text(text) => (crate::MessageKind::Text, text.as_bytes()),
             Data::Binary(data) => (crate::MessageKind::Binary, data),
+            Data::Received(kind, data) => (kind, data),
         }
     }
 
@@ -91,6 +95,7 @@ impl<'a> Data<'a> {
         match self {
             Data::Text(text) => conn.send_text(text),
             Data::Binary(data) => conn.send_binary(data),
+            Data::Received(kind, data) => conn.send_valid(kind, data),
         }
     }
 }

@@ -107,6 +107,34 @@ impl Connection {
         core.send_message(kind, data, compress)
     }
 
+    /// The text or binary message that [`poll_event`](Self::poll_event)
+    /// handed out last, while its bytes are held (until the next input or
+    /// event): what [`send_received`](Self::send_received) sends. Another
+    /// connection can send these bytes on without a copy, with
+    /// [`send_vectored`](Self::send_vectored) (a relay or a fan-out).
+    ///
+    /// ```
+    /// use wsmachine::{Config, Connection, Event, MessageKind};
+    /// let mut from = Connection::open_server(Config::default());
+    /// let mut to = Connection::open_server(Config::default());
+    /// from.handle_read(&[0x82, 0x83, 1, 2, 3, 4, 1 ^ 1, 2 ^ 2, 3 ^ 3]);
+    /// assert!(matches!(from.poll_event(), Some(Event::Binary(_))));
+    /// let (kind, data) = from.received().unwrap();
+    /// assert_eq!((kind, data), (MessageKind::Binary, &[1, 2, 3][..]));
+    /// let transmit = to.send_vectored(kind, data).unwrap();
+    /// // The header from `to`, the payload where `from` received it.
+    /// assert_eq!(transmit.slices()[2].as_ptr(), data.as_ptr());
+    /// ```
+    pub fn received(&self) -> Option<(MessageKind, &[u8])> {
+        self.core.recv.received(&self.rx)
+    }
+
+    /// [`send_message`](Self::send_message) for text known to be UTF-8 (a
+    /// `&str`, or a received message), which is not validated again.
+    pub(crate) fn send_valid(&mut self, kind: MessageKind, data: &[u8]) -> Result<(), Error> {
+        self.core.send_message(kind, data, Compress::Auto)
+    }
+
     /// [`send_received`](Self::send_received) with a vectored write, as
     /// [`send_vectored`](Self::send_vectored) does: a server writes the
     /// frame header and the received bytes where they are, without a copy.

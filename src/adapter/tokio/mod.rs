@@ -205,7 +205,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         // release the received bytes), only writes.
         self.flush().await?;
         let Io { stream, driver, .. } = &mut self.io;
-        if !stream.is_write_vectored() {
+        // A small message is copied: one write of one buffer costs the
+        // kernel less than a vectored write of two.
+        let small = driver
+            .connection()
+            .received()
+            .is_some_and(|(_, data)| data.len() < VECTORED_MIN);
+        if small || !stream.is_write_vectored() {
             driver
                 .connection_mut()
                 .send_received(crate::Compress::Auto)?;
@@ -213,6 +219,49 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         }
         write_vectored(stream, driver.send_received_vectored()?).await?;
         self.flush().await
+    }
+
+    /// Sends the text or binary message that the last
+    /// [`recv_with`](Self::recv_with) lent on through another WebSocket, `to`,
+    /// from where this one received it: a relay or a fan-out in one task
+    /// without copying the message out. From 64 KiB on, `to` writes its own
+    /// frame header and then these bytes where they lie (vectored writes),
+    /// so it copies nothing either; a smaller message is copied into `to`
+    /// once, which costs less than a second write buffer. Where `to` must
+    /// make new bytes (a client masks, permessage-deflate compresses) it
+    /// makes them from these. Text is not validated again.
+    ///
+    /// Call it right after that `recv_with` (any number of times, for any
+    /// number of WebSockets); otherwise it fails with
+    /// [`UsageError::NoReceivedMessage`](crate::UsageError::NoReceivedMessage).
+    ///
+    /// ```no_run
+    /// # use wsmachine::{Event, adapter::tokio::WebSocket};
+    /// # async fn relay(
+    /// #     from: &mut WebSocket<tokio::net::TcpStream>,
+    /// #     to: &mut [WebSocket<tokio::net::TcpStream>],
+    /// # ) -> Result<(), wsmachine::adapter::Error> {
+    /// loop {
+    ///     let message = from.recv_with(|e| matches!(e, Event::Text(_) | Event::Binary(_))).await?;
+    ///     if message {
+    ///         for ws in to.iter_mut() {
+    ///             from.forward_received(ws).await?;
+    ///         }
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub async fn forward_received<T>(&mut self, to: &mut WebSocket<T>) -> Result<(), Error>
+    where
+        T: AsyncRead + AsyncWrite + Unpin,
+    {
+        let (kind, data) = self
+            .io
+            .driver
+            .connection()
+            .received()
+            .ok_or(crate::Error::from(crate::UsageError::NoReceivedMessage))?;
+        to.send(Data::Received(kind, data)).await
     }
 
     /// Sends one fragment of a message (see [`Connection::send_fragment`]).
