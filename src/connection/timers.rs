@@ -144,64 +144,53 @@ impl Timers {
         }
     }
 
-    /// The earliest deadline in `phase`, and what it asks for.
+    /// The earliest deadline in `phase`, and what it asks for. (Asked for
+    /// several times per message: by each read's deadline and each input's
+    /// check for what is due; so it computes only what the phase has.)
+    #[inline]
     pub fn next(&self, phase: Phase, config: &Config) -> Option<(Duration, Due)> {
         self.now?;
-        // A zero duration counts as the least one, so that a deadline that
-        // fired lies after `now` (and fires once per call).
-        let after = |from: Duration, d: Option<Duration>| {
-            d.map(|d| from.saturating_add(d.max(Duration::from_nanos(1))))
-        };
-        let candidates: [(Option<Duration>, Due); 3] = match phase {
-            Phase::Handshake => [
-                (
-                    after(self.started, config.handshake_timeout),
-                    Due::Handshake,
-                ),
-                (None, Due::Handshake),
-                (None, Due::Handshake),
-            ],
+        match phase {
+            Phase::Handshake => {
+                after(self.started, config.handshake_timeout).map(|at| (at, Due::Handshake))
+            }
             Phase::Open => {
                 let keepalive = if self.awaiting {
                     let sent = self.ping.map_or(self.last_rx, |(_, t)| t);
-                    (after(sent, config.keepalive_timeout), Due::Unresponsive)
+                    after(sent, config.keepalive_timeout).map(|at| (at, Due::Unresponsive))
                 } else {
                     // The next ping: an interval after the last sign of life or
                     // the last ping, whichever came later.
                     let since = self.ping.map_or(self.last_rx, |(_, t)| t.max(self.last_rx));
-                    (after(since, config.keepalive_interval), Due::Ping)
+                    after(since, config.keepalive_interval).map(|at| (at, Due::Ping))
                 };
-                let idle = (after(self.last_message, config.idle_timeout), Due::Idle);
-                [keepalive, idle, (None, Due::Idle)]
+                let idle = after(self.last_message, config.idle_timeout).map(|at| (at, Due::Idle));
+                match (keepalive, idle) {
+                    // The keepalive's first when both fall at once.
+                    (Some(k), Some(i)) => Some(if i.0 < k.0 { i } else { k }),
+                    (k, i) => k.or(i),
+                }
             }
             // What happened before the clock started counts from its start.
-            Phase::CloseSent => [
-                (
-                    after(
-                        self.close_sent.unwrap_or(self.started),
-                        config.close_timeout,
-                    ),
-                    Due::Close,
-                ),
-                (None, Due::Close),
-                (None, Due::Close),
-            ],
-            Phase::Closed { linger } => [
-                (
-                    (linger && !self.linger_expired)
-                        .then(|| after(self.closed.unwrap_or(self.started), config.close_timeout))
-                        .flatten(),
-                    Due::Linger,
-                ),
-                (None, Due::Linger),
-                (None, Due::Linger),
-            ],
-        };
-        candidates
-            .into_iter()
-            .filter_map(|(at, due)| at.map(|at| (at, due)))
-            .min_by_key(|&(at, _)| at)
+            Phase::CloseSent => after(
+                self.close_sent.unwrap_or(self.started),
+                config.close_timeout,
+            )
+            .map(|at| (at, Due::Close)),
+            Phase::Closed { linger } if linger && !self.linger_expired => {
+                after(self.closed.unwrap_or(self.started), config.close_timeout)
+                    .map(|at| (at, Due::Linger))
+            }
+            Phase::Closed { .. } => None,
+        }
     }
+}
+
+/// `d` after `from`. A zero duration counts as the least one, so that a
+/// deadline that fired lies after `now` (and fires once per call).
+#[inline]
+fn after(from: Duration, d: Option<Duration>) -> Option<Duration> {
+    d.map(|d| from.saturating_add(d.max(Duration::from_nanos(1))))
 }
 
 fn ping_payload(seq: u32) -> [u8; 8] {
