@@ -210,6 +210,9 @@ struct EncodeCase {
     /// wants an owned buffer.
     binary: Bytes,
     unit: Unit,
+    /// Each message is written out (and the stream flushed) before the next
+    /// is sent, as a server answering one request at a time does.
+    flush_each: bool,
 }
 
 impl EncodeCase {
@@ -243,6 +246,17 @@ fn encode_cases() -> Vec<EncodeCase> {
             text: TEXT16,
             binary: Bytes::new(),
             unit: Unit::MsgPerSec,
+            flush_each: false,
+        },
+        EncodeCase {
+            id: "encode_text_16B_flush",
+            label: "encode 100,000 × 16 B text, flushed each",
+            kind: Kind::Text,
+            count: 100_000,
+            text: TEXT16,
+            binary: Bytes::new(),
+            unit: Unit::MsgPerSec,
+            flush_each: true,
         },
         EncodeCase {
             id: "encode_binary_1MiB",
@@ -252,6 +266,7 @@ fn encode_cases() -> Vec<EncodeCase> {
             text: "",
             binary: Bytes::from((0..MIB).map(|i| (i * 13 + 1) as u8).collect::<Vec<u8>>()),
             unit: Unit::GbPerSec,
+            flush_each: false,
         },
     ]
 }
@@ -441,7 +456,7 @@ fn encode_wsmachine(case: &EncodeCase, sink: &mut Sink) {
         }
         .expect("wsmachine: send failed");
         // A socket write's worth at a time, like a buffered writer.
-        if conn.pending_transmit() >= READ_CHUNK {
+        if case.flush_each || conn.pending_transmit() >= READ_CHUNK {
             write_out(&mut conn, sink);
         }
     }
@@ -458,6 +473,10 @@ fn encode_tungstenite(case: &EncodeCase, sink: &mut Sink) {
             Kind::Text => Message::Text(text.clone()),
             Kind::Binary => Message::Binary(case.binary.clone()),
         };
+        if case.flush_each {
+            ws.send(message).expect("tungstenite: send failed");
+            continue;
+        }
         // Buffered up to the write buffer size (128 KiB by default).
         ws.write(message).expect("tungstenite: write failed");
     }
@@ -477,6 +496,9 @@ fn encode_fastwebsockets(case: &EncodeCase, sink: &mut Sink) {
             ws.write_frame(frame)
                 .await
                 .expect("fastwebsockets: write failed");
+            if case.flush_each {
+                ws.flush().await.expect("fastwebsockets: flush failed");
+            }
         }
         ws.flush().await.expect("fastwebsockets: flush failed");
     });
@@ -491,6 +513,12 @@ fn encode_tokio_websockets(case: &EncodeCase, sink: &mut Sink) {
                 Kind::Text => Message::text(case.text),
                 Kind::Binary => Message::binary(case.binary.clone()),
             };
+            if case.flush_each {
+                ws.send(message)
+                    .await
+                    .expect("tokio-websockets: send failed");
+                continue;
+            }
             // `feed` queues without flushing each message (the sink flushes
             // past its threshold, 8 KiB by default); one flush at the end.
             ws.feed(message)
@@ -757,6 +785,9 @@ fn time_rotating(libs: &[&'static str], runs: usize, mut pass: impl FnMut(&str))
     for run in 0..runs {
         for turn in 0..libs.len() {
             let i = (run + turn) % libs.len();
+            // One pass untimed first: the caches and the allocator's state
+            // are this library's, not what the library before it left.
+            pass(libs[i]);
             let start = Instant::now();
             for _ in 0..reps[i] {
                 pass(libs[i]);
@@ -1011,6 +1042,38 @@ struct Args {
     runs: usize,
     out: String,
     only: Option<String>,
+    /// Only this library's passes, repeated, for a profiler.
+    profile: Option<String>,
+}
+
+/// Repeats `lib`'s pass of every selected codec row for 5 s each: nothing
+/// is timed or written, so that `perf record` sees one library alone.
+fn profile(lib: &str, wanted: impl Fn(&str) -> bool) {
+    let Some(&lib) = LIBRARIES.iter().find(|l| **l == lib) else {
+        panic!("--profile: unknown library {lib:?} (one of {LIBRARIES:?})");
+    };
+    let repeat = |pass: &mut dyn FnMut()| {
+        let start = Instant::now();
+        let mut passes = 0u64;
+        while start.elapsed() < Duration::from_secs(5) {
+            pass();
+            passes += 1;
+        }
+        eprintln!("{passes} passes");
+    };
+    for case in decode_cases().iter().filter(|c| wanted(c.id)) {
+        eprintln!("{lib}: {} ...", case.label);
+        let input = case.stream();
+        repeat(&mut || decode_pass(lib, case, &input));
+    }
+    for case in encode_cases().iter().filter(|c| wanted(c.id)) {
+        eprintln!("{lib}: {} ...", case.label);
+        let mut sink = Sink::default();
+        repeat(&mut || {
+            sink.reset();
+            encode(lib, case, &mut sink);
+        });
+    }
 }
 
 fn parse_args() -> Args {
@@ -1018,6 +1081,7 @@ fn parse_args() -> Args {
         runs: 11,
         out: concat!(env!("CARGO_MANIFEST_DIR"), "/results.json").into(),
         only: None,
+        profile: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -1032,11 +1096,14 @@ fn parse_args() -> Args {
             "--quick" => args.runs = 3,
             "--out" => args.out = it.next().expect("--out takes a path"),
             "--only" => args.only = Some(it.next().expect("--only takes a text")),
+            "--profile" => args.profile = Some(it.next().expect("--profile takes a library")),
             "-h" | "--help" => {
                 println!(
-                    "compare [--runs N (default 11)] [--quick (3 runs)] [--out PATH] [--only TEXT]\n\
+                    "compare [--runs N (default 11)] [--quick (3 runs)] [--out PATH] [--only TEXT] [--profile LIB]\n\
                      Decodes and encodes the same streams with each library, checks them, times\n\
-                     them (median of N runs) and writes a markdown table and a JSON file."
+                     them (median of N runs) and writes a markdown table and a JSON file.\n\
+                     --profile LIB: repeats LIB's pass of each selected codec row for 5 s and\n\
+                     writes nothing (for perf record)."
                 );
                 std::process::exit(0);
             }
@@ -1052,6 +1119,10 @@ fn main() {
         eprintln!("warning: a debug build; time with --release");
     }
     let wanted = |id: &str| args.only.as_deref().is_none_or(|o| id.contains(o));
+    if let Some(lib) = &args.profile {
+        profile(lib, wanted);
+        return;
+    }
     let started = Instant::now();
     let mut rows = Vec::new();
     for case in decode_cases() {

@@ -1,9 +1,17 @@
-//! An echo server on one library, on a tokio current-thread runtime: every
-//! text and binary message comes back as it came.
+//! An echo server on one library, on a tokio current-thread runtime (or a
+//! multi-thread one): every text and binary message comes back as it came.
 //!
 //! ```text
-//! echo_server <wsmachine|tungstenite|fastwebsockets|tokio-websockets|yawc|sockudo-ws> <port> [deflate]
+//! echo_server <wsmachine|tungstenite|fastwebsockets|tokio-websockets|yawc|sockudo-ws> <port> [deflate] [--multi]
 //! ```
+//!
+//! The runtime: by default a current-thread runtime, every connection a
+//! task of one `LocalSet`. With `--multi` (or `ECHO_RUNTIME=multi`;
+//! `ECHO_RUNTIME=current` is the default) a multi-thread runtime with as many
+//! workers as CPUs the process may use (`available_parallelism`, which
+//! honours `taskset`), or `ECHO_WORKERS=N`; every connection (and the
+//! upgraded WebSocket of fastwebsockets and yawc) is then a `tokio::spawn`ed
+//! task. The servers are otherwise the same.
 //!
 //! Listens on 127.0.0.1. Each library runs with its default configuration,
 //! its own server handshake (fastwebsockets and yawc: hyper's upgrade;
@@ -33,14 +41,33 @@
 //! permessage-deflate: `deflate` with one of them is an error.
 
 use std::error::Error;
-use std::rc::Rc;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
-const USAGE: &str = "usage: echo_server <wsmachine|tungstenite|fastwebsockets|tokio-websockets|yawc|sockudo-ws> <port> [deflate]";
+const USAGE: &str = "usage: echo_server <wsmachine|tungstenite|fastwebsockets|tokio-websockets|yawc|sockudo-ws> <port> [deflate] [--multi]
+  environment: ECHO_RUNTIME=current|multi (default current), ECHO_WORKERS=N (multi: default the CPUs available)";
+
+/// Whether the runtime is a multi-thread one: set once, before it starts.
+static MULTI_THREAD: AtomicBool = AtomicBool::new(false);
+
+/// Spawns a task on the runtime in use: a local task of the `LocalSet` on the
+/// current-thread runtime, a `tokio::spawn`ed one on the multi-thread runtime.
+fn spawn<F>(task: F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    if MULTI_THREAD.load(Ordering::Relaxed) {
+        tokio::spawn(task);
+    } else {
+        tokio::task::spawn_local(task);
+    }
+}
 
 async fn serve_wsmachine(stream: TcpStream, config: wsmachine::Config) -> Result<(), BoxError> {
     use wsmachine::Event;
@@ -103,7 +130,7 @@ async fn serve_fastwebsockets(stream: TcpStream) -> Result<(), BoxError> {
 
     let service = service_fn(|mut request| async move {
         let (response, fut) = upgrade(&mut request)?;
-        tokio::task::spawn_local(async move {
+        spawn(async move {
             if let Err(e) = echo(fut).await {
                 quiet(&*e);
             }
@@ -157,7 +184,7 @@ async fn serve_yawc(stream: TcpStream, options: yawc::Options) -> Result<(), Box
         let options = options.clone();
         async move {
             let (response, fut) = WebSocket::upgrade_with_options(&mut request, options)?;
-            tokio::task::spawn_local(async move {
+            spawn(async move {
                 if let Err(e) = echo(fut).await {
                     quiet(&*e);
                 }
@@ -323,7 +350,7 @@ fn wsmachine_deflate() -> Result<Option<wsmachine::deflate::DeflateConfig>, BoxE
     Ok(Some(deflate))
 }
 
-async fn serve(setup: Rc<Setup>, stream: TcpStream) {
+async fn serve(setup: Arc<Setup>, stream: TcpStream) {
     let result = match &*setup {
         Setup::Wsmachine(config) => serve_wsmachine(stream, config.clone()).await,
         Setup::Tungstenite => serve_tungstenite(stream).await,
@@ -337,8 +364,69 @@ async fn serve(setup: Rc<Setup>, stream: TcpStream) {
     }
 }
 
+/// The runtime asked for: `--multi` or `ECHO_RUNTIME`.
+#[derive(Clone, Copy)]
+enum Runtime {
+    CurrentThread,
+    /// The number of worker threads.
+    MultiThread(usize),
+}
+
+impl Runtime {
+    fn new(multi_flag: bool) -> Result<Self, BoxError> {
+        let multi = match std::env::var("ECHO_RUNTIME").unwrap_or_default().as_str() {
+            _ if multi_flag => true,
+            "" | "current" => false,
+            "multi" => true,
+            other => return Err(format!("ECHO_RUNTIME={other}: current or multi").into()),
+        };
+        if !multi {
+            return Ok(Self::CurrentThread);
+        }
+        let workers = match std::env::var("ECHO_WORKERS").unwrap_or_default().as_str() {
+            "" => std::thread::available_parallelism()?.get(),
+            n => match n.parse::<usize>() {
+                Ok(n) if n > 0 => n,
+                _ => return Err(format!("ECHO_WORKERS={n}: a number of threads, 1 or more").into()),
+            },
+        };
+        Ok(Self::MultiThread(workers))
+    }
+}
+
+async fn accept_loop(
+    setup: Arc<Setup>,
+    library: &str,
+    port: u16,
+    deflate: bool,
+    runtime: Runtime,
+) -> Result<(), BoxError> {
+    let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+    let compression = if deflate { ", permessage-deflate" } else { "" };
+    let threads = match runtime {
+        Runtime::CurrentThread => String::new(),
+        Runtime::MultiThread(1) => ", multi-thread runtime, 1 worker".to_string(),
+        Runtime::MultiThread(n) => format!(", multi-thread runtime, {n} workers"),
+    };
+    eprintln!("echo_server: {library}{compression}{threads} on 127.0.0.1:{port}");
+    loop {
+        let (stream, _) = listener.accept().await?;
+        stream.set_nodelay(true)?;
+        spawn(serve(setup.clone(), stream));
+    }
+}
+
 fn main() -> Result<(), BoxError> {
-    let mut args = std::env::args().skip(1);
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let multi_flag = match args.iter().position(|a| a == "--multi") {
+        Some(i) => {
+            args.remove(i);
+            true
+        }
+        None => false,
+    };
+    let kind = Runtime::new(multi_flag)?;
+    let mut args = args.into_iter();
     let library = args.next().ok_or(USAGE)?;
     let library: &'static str = wsmachine_peers::LIBRARIES
         .into_iter()
@@ -354,26 +442,30 @@ fn main() -> Result<(), BoxError> {
     if args.next().is_some() {
         return Err(USAGE.into());
     }
-    let setup = Rc::new(Setup::new(library, deflate)?);
+    let setup = Arc::new(Setup::new(library, deflate)?);
     if matches!(*setup, Setup::SockudoWs(_)) {
         // Its clock calibrates once (up to 200 ms): before the runtime, as
         // the library asks, rather than in the first connection.
         sockudo_ws::init_clock();
     }
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    // Tasks are spawned locally: one thread, nothing needs to be Send.
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&runtime, async move {
-        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
-        let compression = if deflate { ", permessage-deflate" } else { "" };
-        eprintln!("echo_server: {library}{compression} on 127.0.0.1:{port}");
-        loop {
-            let (stream, _) = listener.accept().await?;
-            stream.set_nodelay(true)?;
-            tokio::task::spawn_local(serve(setup.clone(), stream));
+    let serving = accept_loop(setup, library, port, deflate, kind);
+    match kind {
+        Runtime::CurrentThread => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            // Tasks are spawned locally: one thread.
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&runtime, serving)
         }
-    })
+        Runtime::MultiThread(workers) => {
+            MULTI_THREAD.store(true, Ordering::Relaxed);
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(workers)
+                .enable_all()
+                .build()?;
+            runtime.block_on(serving)
+        }
+    }
 }
