@@ -168,7 +168,7 @@ fn main() {
     }
     let (compressors, decompressors) = pool.idle_states();
     println!(
-        "\nThe shared settings' pool (capacity 16) holds {compressors} compressors and \
+        "\nThe shared settings' pool (it keeps up to 16 compressors and 128 decompressors) holds {compressors} compressors and \
          {decompressors} decompressors at the end (sizes below)."
     );
 

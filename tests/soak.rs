@@ -1273,13 +1273,17 @@ impl Report {
             self.base_fds
         );
         // A shared memory setting's pool (the default) keeps up to 16
-        // compressors (at most 371 KiB) and 16 decompressors (46 KiB) once
+        // compressors (at most 371 KiB) and 128 decompressors (46 KiB) once
         // the connections are gone.
         let shared = server_config()
             .deflate
             .as_ref()
             .is_some_and(|d| matches!(d.memory, wsmachine::deflate::Memory::Shared { .. }));
-        let pool = if shared { (16 * (371 + 46)) << 10 } else { 0 };
+        let pool = if shared {
+            (16 * 371 + 128 * 46) << 10
+        } else {
+            0
+        };
         assert!(
             self.closed_mem.heap <= self.base.heap + HEAP_SLACK + pool,
             "the server's heap after all closed: {} bytes, {} before the connections",

@@ -203,31 +203,70 @@ mod enabled {
         decompressor: Option<Decompressor>,
         /// Shared, with context takeover: the last bytes we compressed (our
         /// window's worth), the context a borrowed compressor starts from.
-        sent: Vec<u8>,
+        sent: History,
         /// Likewise, the last bytes the peer's messages inflated to.
-        received: Vec<u8>,
+        received: History,
         /// Compressed output, encoded into a frame from here.
         scratch: Vec<u8>,
     }
 
-    /// Keeps the last `cap` bytes of `history` followed by `data`, in at
-    /// most `cap` bytes of capacity.
-    fn remember(history: &mut Vec<u8>, data: &[u8], cap: usize) {
-        if data.len() >= cap {
-            history.clear();
-            history.reserve_exact(cap);
-            history.extend_from_slice(&data[data.len() - cap..]);
-            return;
+    /// The last bytes of a stream, at most a window (`cap` bytes) of them:
+    /// the context a borrowed zlib state starts from. A ring once full, so
+    /// that remembering a message costs its length, not the window's; its
+    /// bytes are put in order only when a state needs them as a dictionary.
+    #[derive(Debug, Default)]
+    struct History {
+        buf: Vec<u8>,
+        /// Once `buf` holds `cap` bytes: where the oldest is.
+        head: usize,
+    }
+
+    impl History {
+        /// Keeps the last `cap` bytes of what it held followed by `data`,
+        /// in at most `cap` bytes of capacity.
+        fn remember(&mut self, mut data: &[u8], cap: usize) {
+            if data.len() >= cap {
+                self.buf.clear();
+                self.buf.reserve_exact(cap);
+                self.buf.extend_from_slice(&data[data.len() - cap..]);
+                self.head = 0;
+                return;
+            }
+            if self.buf.len() < cap {
+                let fits = data.len().min(cap - self.buf.len());
+                let needed = self.buf.len() + fits;
+                if self.buf.capacity() < needed {
+                    // Geometric growth, but never past the window.
+                    let target = needed.max(2 * self.buf.capacity()).min(cap);
+                    self.buf.reserve_exact(target - self.buf.len());
+                }
+                self.buf.extend_from_slice(&data[..fits]);
+                data = &data[fits..];
+            }
+            // Full: the new bytes take the oldest ones' place.
+            let first = data.len().min(cap - self.head);
+            self.buf[self.head..self.head + first].copy_from_slice(&data[..first]);
+            self.buf[..data.len() - first].copy_from_slice(&data[first..]);
+            self.head = (self.head + data.len()) % cap;
         }
-        let excess = (history.len() + data.len()).saturating_sub(cap);
-        history.drain(..excess);
-        let needed = history.len() + data.len();
-        if history.capacity() < needed {
-            // Geometric growth, but never past the window.
-            let target = needed.max(2 * history.capacity()).min(cap);
-            history.reserve_exact(target - history.len());
+
+        /// The bytes, oldest first.
+        fn in_order(&mut self) -> &[u8] {
+            if self.head != 0 {
+                self.buf.rotate_left(self.head);
+                self.head = 0;
+            }
+            &self.buf
         }
-        history.extend_from_slice(data);
+
+        fn clear(&mut self) {
+            self.buf.clear();
+            self.head = 0;
+        }
+
+        fn capacity(&self) -> usize {
+            self.buf.capacity()
+        }
     }
 
     impl Pmd {
@@ -251,8 +290,8 @@ mod enabled {
                 own_window_bits,
                 compressor: None,
                 decompressor: None,
-                sent: Vec::new(),
-                received: Vec::new(),
+                sent: History::default(),
+                received: History::default(),
                 scratch: Vec::new(),
             }
         }
@@ -272,7 +311,7 @@ mod enabled {
                 (slot @ None, Some((pool, owner))) => {
                     let (mut compressor, intact) = pool.take_compressor(self.level, bits, *owner);
                     if !(takeover && intact) {
-                        compressor.restart(if takeover { &self.sent } else { &[] });
+                        compressor.restart(if takeover { self.sent.in_order() } else { &[] });
                     }
                     slot.insert(compressor)
                 }
@@ -287,7 +326,7 @@ mod enabled {
             out.clear();
             compressor.compress(data, end, &mut out);
             if takeover && self.pool.is_some() {
-                remember(&mut self.sent, data, 1 << bits);
+                self.sent.remember(data, 1 << bits);
             }
             if end {
                 self.message_sent();
@@ -333,7 +372,11 @@ mod enabled {
                 (slot @ None, Some((pool, owner))) => {
                     let (mut decompressor, intact) = pool.take_decompressor(*owner);
                     if !(takeover && intact) {
-                        decompressor.restart(if takeover { &self.received } else { &[] });
+                        decompressor.restart(if takeover {
+                            self.received.in_order()
+                        } else {
+                            &[]
+                        });
                     }
                     slot.insert(decompressor)
                 }
@@ -354,7 +397,7 @@ mod enabled {
             let ended = decompressor.stream_ended();
             if takeover && self.pool.is_some() {
                 let cap = 1 << self.agreement.peer_window_bits;
-                remember(&mut self.received, &out[before..], cap);
+                self.received.remember(&out[before..], cap);
             }
             if end_of_message && inflated.done {
                 self.message_received(ended);
@@ -384,6 +427,41 @@ mod enabled {
         /// are documented apart).
         pub fn memory_usage(&self) -> usize {
             self.scratch.capacity() + self.sent.capacity() + self.received.capacity()
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::History;
+        use alloc::vec::Vec;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Whatever the pieces, the history is the last `cap` bytes of
+            /// all of them, in order, within `cap` bytes of capacity.
+            #[test]
+            fn history_keeps_the_last_window_in_order(
+                cap_bits in 0u32..7,
+                pieces in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..150), 0..40),
+                look_every in 1usize..6,
+            ) {
+                let cap = 1usize << cap_bits;
+                let mut history = History::default();
+                let mut all = Vec::new();
+                for (i, piece) in pieces.iter().enumerate() {
+                    history.remember(piece, cap);
+                    all.extend_from_slice(piece);
+                    prop_assert!(history.capacity() <= cap);
+                    if i % look_every == 0 {
+                        let expected = &all[all.len().saturating_sub(cap)..];
+                        prop_assert_eq!(history.in_order(), expected);
+                    }
+                }
+                let expected = &all[all.len().saturating_sub(cap)..];
+                prop_assert_eq!(history.in_order(), expected);
+                history.clear();
+                prop_assert!(history.in_order().is_empty());
+            }
         }
     }
 }

@@ -114,13 +114,16 @@ impl DeflateConfig {
 ///
 /// A state given back remembers whose it was: when the same connection
 /// borrows again, it goes on with its context as it is, as fast as a
-/// dedicated state. The pool keeps up to [`capacity`](Self::with_capacity)
-/// idle states of each kind; while it has room a connection without one of
+/// dedicated state. The pool keeps up to a [capacity](Self::with_capacities)
+/// of idle states of each kind; while it has room a connection without one of
 /// its own gets a new state rather than another connection's, and once full
 /// it takes the one idle longest, which restarts from the connection's kept
 /// window (a reset and a preset dictionary: some microseconds). So up to
-/// `capacity` busy connections run at dedicated speed, and any number of idle
-/// ones cost only their windows.
+/// that many busy connections run at dedicated speed, and any number of idle
+/// ones cost only their windows. By default it keeps 16 compressors and 128
+/// decompressors (a decompressor is a third of a compressor's size, and
+/// every connection of a busy server receives at once: chat, tickers,
+/// games).
 ///
 /// ```
 /// use wsmachine::Config;
@@ -139,13 +142,15 @@ struct Shared {
     idle: Mutex<Idle>,
     /// The next borrower's number.
     next_owner: AtomicU64,
-    /// The most idle states kept of each kind.
-    capacity: usize,
+    /// The most idle compressors kept.
+    compressors: usize,
+    /// The most idle decompressors kept.
+    decompressors: usize,
 }
 
 impl Default for CodecPool {
     fn default() -> Self {
-        Self::with_capacity(DEFAULT_CAPACITY)
+        Self::with_capacities(DEFAULT_COMPRESSORS, DEFAULT_DECOMPRESSORS)
     }
 }
 
@@ -163,9 +168,13 @@ struct Idle {
     decompressors: Vec<Kept<Decompressor>>,
 }
 
-/// The default [`capacity`](CodecPool::with_capacity): 16 idle states of
-/// each kind (about 5 MiB at 12-bit windows).
-const DEFAULT_CAPACITY: usize = 16;
+/// The default number of idle compressors kept (about 2 MiB at 12-bit windows).
+const DEFAULT_COMPRESSORS: usize = 16;
+
+/// The default number of idle decompressors kept (at most 5.8 MiB): enough
+/// for 100 connections receiving at once to keep their own, as under
+/// uWebSockets' load generator; 16 made each of their messages restart one.
+const DEFAULT_DECOMPRESSORS: usize = 128;
 
 impl<T> Kept<T> {
     /// Takes `owner`'s own state of `kind` if it waits (context intact);
@@ -199,22 +208,37 @@ impl<T> Kept<T> {
 }
 
 impl CodecPool {
-    /// An empty pool that keeps up to 16 idle states of each kind: states
-    /// are made as connections first need them.
+    /// An empty pool that keeps up to 16 idle compressors and 128 idle
+    /// decompressors: states are made as connections first need them.
     pub fn new() -> Self {
         Self::default()
     }
 
     /// An empty pool that keeps up to `capacity` idle states of each kind
-    /// (at least one): the busy connections that run at dedicated speed, and
-    /// the memory the pool may hold (`capacity` compressors of 134 to 371 KiB
-    /// and as many decompressors of 46 KiB; see the [module docs](crate::deflate#memory)).
+    /// ([`with_capacities`](Self::with_capacities) with both the same).
     pub fn with_capacity(capacity: usize) -> Self {
+        Self::with_capacities(capacity, capacity)
+    }
+
+    /// An empty pool that keeps up to `compressors` idle compressors and
+    /// `decompressors` idle decompressors (at least one of each): the busy
+    /// connections that send, and that receive, at dedicated speed; and the
+    /// memory the pool may hold (compressors of 134 to 371 KiB, decompressors
+    /// of 46 KiB; see the [module docs](crate::deflate#memory)).
+    ///
+    /// ```
+    /// use wsmachine::deflate::CodecPool;
+    /// // A ticker: few connections send at once, thousands receive.
+    /// let pool = CodecPool::with_capacities(4, 1024);
+    /// assert_eq!(pool.idle_states(), (0, 0));
+    /// ```
+    pub fn with_capacities(compressors: usize, decompressors: usize) -> Self {
         Self {
             inner: Arc::new(Shared {
                 idle: Mutex::new(Idle::default()),
                 next_owner: AtomicU64::new(0),
-                capacity: capacity.max(1),
+                compressors: compressors.max(1),
+                decompressors: decompressors.max(1),
             }),
         }
     }
@@ -242,7 +266,7 @@ impl CodecPool {
         owner: u64,
     ) -> (Compressor, bool) {
         let kind = (level, window_bits);
-        let capacity = self.inner.capacity;
+        let capacity = self.inner.compressors;
         let found = Kept::take(&mut self.idle().compressors, owner, kind, capacity);
         found.unwrap_or_else(|| (Compressor::new(level, window_bits, false), false))
     }
@@ -257,7 +281,7 @@ impl CodecPool {
         compressor: Compressor,
     ) {
         let kind = (level, window_bits);
-        let capacity = self.inner.capacity;
+        let capacity = self.inner.compressors;
         Kept::put(
             &mut self.idle().compressors,
             compressor,
@@ -270,14 +294,14 @@ impl CodecPool {
     /// A decompressor (its window takes any peer's), and whether it still
     /// holds `owner`'s context (else restart it).
     pub(crate) fn take_decompressor(&self, owner: u64) -> (Decompressor, bool) {
-        let capacity = self.inner.capacity;
+        let capacity = self.inner.decompressors;
         let found = Kept::take(&mut self.idle().decompressors, owner, (0, 0), capacity);
         found.unwrap_or_else(|| (Decompressor::new(15, false), false))
     }
 
     /// Gives back a decompressor holding `owner`'s context.
     pub(crate) fn put_decompressor(&self, owner: u64, decompressor: Decompressor) {
-        let capacity = self.inner.capacity;
+        let capacity = self.inner.decompressors;
         Kept::put(
             &mut self.idle().decompressors,
             decompressor,
