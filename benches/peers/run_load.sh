@@ -234,8 +234,25 @@ median() {
         END { if (NR) printf "%.0f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 windows() { awk -F'\t' -v c="$1" -v s="$2" '$3 == c && $4 == s && $8 == 1' "$OUT" | wc -l; }
+# Server A's rate over server B's in a case: within each round (the two ran
+# a minute or two apart, so a shared machine's slow drift cancels), the
+# ratio of their medians; then the median of those ratios over the rounds.
+paired() {
+    awk -F'\t' -v c="$1" -v a="$2" -v b="$3" '
+        function med(list,    n, v, i, j, t) {
+            n = split(list, v, " ")
+            for (i = 2; i <= n; i++) for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
+            return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+        }
+        $3 == c && $8 == 1 && $4 == a { A[$2] = A[$2] " " $7 }
+        $3 == c && $8 == 1 && $4 == b { B[$2] = B[$2] " " $7 }
+        END {
+            n = 0
+            for (r in A) if (r in B) r_list = r_list " " med(A[r]) / med(B[r])
+            if (r_list != "") printf "%.2f", med(r_list)
+        }' "$OUT"
+}
 rate() { awk -v x="$1" 'BEGIN { if (x >= 1e6) printf "%.2f M", x / 1e6; else printf "%.1f k", x / 1e3 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: *//')
 command="SECS=$SECS ROUNDS=$ROUNDS CASES=\"$CASES\" SERVERS=\"${servers[*]}\" RUNTIME=$RUNTIME SERVER_CPU=$SERVER_CPU CLIENT_CPU=$CLIENT_CPU"
@@ -252,7 +269,8 @@ uws_version=$(awk '$1 == "uWebSockets" { print substr($2, 1, 12) }' "$UWS_SRC/ve
 echo
 echo "Echo under uWebSockets' load_test${uws_version:+ ($uws_version)}: one message in flight per connection;"
 echo "server pinned to CPU $SERVER_CPU, client to CPU $CLIENT_CPU; $rust."
-echo "Messages/s: the median of every 4 s window after the first, over $ROUNDS round(s) of $SECS s, servers interleaved."
+echo "Messages/s: the median of every 4 s window after the first, over $ROUNDS round(s) of $SECS s, servers interleaved;"
+echo "ratios: within each round the ratio of the two medians, then the median of those over the rounds."
 echo "$now; $(nproc) CPUs; $cpu."
 out=$(realpath -m "$OUT")
 [[ $out == "$root"/* ]] && out=${out#"$root"/}
@@ -295,8 +313,13 @@ for c in "${cases[@]}"; do
         fi
     done
     w=${value[wsmachine]:-}
-    if [ -n "$w" ] && [ -n "$best" ]; then printf ' %s (%s) |' "$(ratio "$w" "$best")" "$best_name"; else printf ' — |'; fi
-    if [ -n "$w" ] && [ -n "${value[uWebSockets]:-}" ]; then printf ' %s |\n' "$(ratio "$w" "${value[uWebSockets]}")"; else printf ' — |\n'; fi
+    if [ -n "$w" ] && [ -n "$best" ]; then printf ' %s (%s) |' "$(paired "$c" wsmachine "$best_name")" "$best_name"; else printf ' — |'; fi
+    if [ -n "$w" ] && [ -n "${value[uWebSockets]:-}" ]; then printf ' %s |\n' "$(paired "$c" wsmachine uWebSockets)"; else printf ' — |\n'; fi
+    printf '| wsmachine ÷ it, per round |'
+    for s in "${these[@]}"; do
+        if [ "$s" != wsmachine ] && [ -n "$w" ] && [ -n "${value[$s]:-}" ]; then printf ' %s |' "$(paired "$c" wsmachine "$s")"; else printf ' |'; fi
+    done
+    printf ' | |\n'
     printf '| windows |'
     for s in "${these[@]}"; do printf ' %s |' "$(windows "$c" "$s")"; done
     printf ' | |\n'
