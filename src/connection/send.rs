@@ -131,6 +131,7 @@ impl Connection {
 
     /// [`send_message`](Self::send_message) for text known to be UTF-8 (a
     /// `&str`, or a received message), which is not validated again.
+    #[cfg_attr(not(any(feature = "tokio", feature = "blocking")), allow(dead_code))]
     pub(crate) fn send_valid(&mut self, kind: MessageKind, data: &[u8]) -> Result<(), Error> {
         self.core.send_message(kind, data, Compress::Auto)
     }

@@ -184,8 +184,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Sends on the text or binary message that the last
     /// [`recv_with`](Self::recv_with) lent, straight from the receive buffer
     /// ([`Connection::send_received`]): an echo without copying the message
-    /// out, and with vectored writes (a server's frame header, then the
-    /// received bytes where they are), without copying it in either. Call it
+    /// out. From 64 KiB on it goes with vectored writes (a server's frame
+    /// header, then the received bytes where they are), without copying it
+    /// in either; a smaller one is copied into the transmit buffer, since one
+    /// `send` of one buffer costs the kernel less than a `writev` of two. Call it
     /// right after that `recv_with`; otherwise it fails with
     /// [`UsageError::NoReceivedMessage`](crate::UsageError::NoReceivedMessage).
     ///
@@ -227,7 +229,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// without copying the message out. From 64 KiB on, `to` writes its own
     /// frame header and then these bytes where they lie (vectored writes),
     /// so it copies nothing either; a smaller message is copied into `to`
-    /// once, which costs less than a second write buffer. Where `to` must
+    /// once, which costs less than a second slice per write. Where `to` must
     /// make new bytes (a client masks, permessage-deflate compresses) it
     /// makes them from these. Text is not validated again.
     ///
