@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use wsmachine::adapter::blocking::WebSocket;
 use wsmachine::handshake::ClientRequest;
-use wsmachine::{Config, OwnedEvent};
+use wsmachine::{Config, Event, OwnedEvent};
 
 const AGENT: &str = "wsmachine";
 
@@ -52,12 +52,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         };
         // Echo until the connection closes; a protocol error closes it too.
+        // The message is sent back from where it was received.
         loop {
-            let sent = match ws.recv() {
-                Ok(OwnedEvent::Text(text)) => ws.send_text(&text),
-                Ok(OwnedEvent::Binary(data)) => ws.send_binary(&data),
-                Ok(OwnedEvent::Closed(_)) | Err(_) => break,
-                Ok(_) => Ok(()),
+            let message = ws.recv_with(|event| match event {
+                Event::Text(_) | Event::Binary(_) => Some(true),
+                Event::Closed(_) => None,
+                _ => Some(false),
+            });
+            let sent = match message {
+                Ok(Some(true)) => ws.send_received(),
+                Ok(Some(false)) => Ok(()),
+                Ok(None) | Err(_) => break,
             };
             if sent.is_err() {
                 break;

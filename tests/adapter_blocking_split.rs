@@ -17,29 +17,12 @@ use wsmachine::adapter::blocking::WebSocket;
 use wsmachine::handshake::ClientRequest;
 use wsmachine::{CloseCode, Config, OwnedEvent};
 
-/// The longest any test may take.
-const LIMIT: Duration = Duration::from_secs(30);
+#[path = "common/bounded.rs"]
+mod bounded;
+use bounded::{LIMIT, bounded};
 
 /// The longest a step that should be prompt may take, on a loaded machine.
 const PROMPT: Duration = Duration::from_secs(5);
-
-/// Runs `test` on a thread of its own and fails if it does not end within
-/// [`LIMIT`] (a thread that hangs is left behind, not joined).
-fn bounded(test: impl FnOnce() + Send + 'static) {
-    let (done, ended) = mpsc::channel();
-    let handle = thread::spawn(move || {
-        test();
-        let _ = done.send(());
-    });
-    match ended.recv_timeout(LIMIT) {
-        Ok(()) => handle.join().unwrap(),
-        // The test panicked: its panic is the failure.
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            std::panic::resume_unwind(handle.join().unwrap_err())
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("the test did not end within {LIMIT:?}"),
-    }
-}
 
 /// Runs `f` on a thread; the receiver gets its result.
 fn spawn<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> mpsc::Receiver<T> {

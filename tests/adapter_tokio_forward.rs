@@ -17,6 +17,8 @@ use tokio::time::timeout;
 use wsmachine::adapter::Error;
 use wsmachine::adapter::tokio::WebSocket;
 use wsmachine::handshake::ClientRequest;
+mod common;
+use common::{EDGE_SIZES, text_and_binary};
 use wsmachine::{CloseCode, Config, Event, OwnedEvent, UsageError};
 
 fn uncompressed() -> Config {
@@ -152,21 +154,6 @@ fn len(message: &OwnedEvent) -> usize {
     }
 }
 
-fn messages(sizes: &[usize]) -> Vec<OwnedEvent> {
-    sizes
-        .iter()
-        .flat_map(|&size| {
-            let text: String = (0..size)
-                .map(|i| char::from(b'a' + (i % 26) as u8))
-                .collect();
-            let data: Vec<u8> = (0..size).map(|i| (i * 31 % 256) as u8).collect();
-            [OwnedEvent::Text(text), OwnedEvent::Binary(data)]
-        })
-        .collect()
-}
-
-const SIZES: [usize; 8] = [0, 1, 125, 126, 65_535, 65_536, 200_000, 1 << 20];
-
 #[tokio::test]
 async fn a_relayed_message_of_any_size_arrives_intact() {
     timeout(Duration::from_secs(60), async {
@@ -174,7 +161,7 @@ async fn a_relayed_message_of_any_size_arrives_intact() {
             uncompressed(),
             uncompressed(),
             uncompressed(),
-            messages(&SIZES),
+            text_and_binary(&EDGE_SIZES),
         )
         .await;
     })
@@ -190,7 +177,7 @@ async fn a_large_message_reaches_the_other_stream_without_a_copy() {
             uncompressed(),
             uncompressed(),
             uncompressed(),
-            messages(&sizes),
+            text_and_binary(&sizes),
         )
         .await;
         // Each large payload went to the second stream as a slice of its
@@ -219,7 +206,7 @@ async fn compression_on_either_side_is_honoured() {
             (Config::default(), uncompressed()),
             (uncompressed(), Config::default()),
         ] {
-            relay(from, to, Config::default(), messages(&SIZES)).await;
+            relay(from, to, Config::default(), text_and_binary(&EDGE_SIZES)).await;
         }
     })
     .await

@@ -286,7 +286,7 @@ impl Driver {
 
     /// [`Connection::send_received_vectored`], the bytes written outside
     /// the driver, so the transport is flushed after them.
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "tokio", feature = "blocking")), allow(dead_code))]
     pub(crate) fn send_received_vectored(&mut self) -> Result<Transmit<'_>, Error> {
         self.unflushed = true;
         self.conn.send_received_vectored()

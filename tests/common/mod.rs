@@ -237,3 +237,22 @@ pub fn assemble_streamed(events: &[OwnedEvent]) -> Vec<OwnedEvent> {
     assert!(current.is_none(), "message left unfinished: {events:?}");
     out
 }
+
+/// Message sizes around every boundary of the frame length's encoding and of
+/// the adapters' vectored writes (64 KiB), up to 1 MiB.
+pub const EDGE_SIZES: [usize; 8] = [0, 1, 125, 126, 65_535, 65_536, 200_000, 1 << 20];
+
+/// A text and a binary message of each size, with content that shows any
+/// byte moved or lost.
+pub fn text_and_binary(sizes: &[usize]) -> Vec<OwnedEvent> {
+    sizes
+        .iter()
+        .flat_map(|&size| {
+            let text: String = (0..size)
+                .map(|i| char::from(b'a' + (i % 26) as u8))
+                .collect();
+            let data: Vec<u8> = (0..size).map(|i| (i * 31 % 256) as u8).collect();
+            [OwnedEvent::Text(text), OwnedEvent::Binary(data)]
+        })
+        .collect()
+}

@@ -49,7 +49,8 @@ use std::time::{Duration, Instant};
 use super::{Data, Error, NoDecision, OsEntropy, Step, VECTORED_MIN, handshake_step};
 use crate::handshake::{Accept, ClientRequest, Reject, Request};
 use crate::{
-    CloseCode, Config, Connection, Driver, Event, Goal, MessageKind, OwnedEvent, Step as DriverStep,
+    CloseCode, Config, Connection, Driver, Event, Goal, MessageKind, OwnedEvent,
+    Step as DriverStep, Transmit,
 };
 
 /// A stream whose reads can be given a timeout, so that a blocked read
@@ -260,14 +261,90 @@ impl<S: Read + Write + ReadTimeout> WebSocket<S> {
             data.send(self.driver.connection_mut())?;
             return self.flush();
         }
-        // On an error, the dropped `Transmit` queues what it did not write.
         let (kind, bytes) = data.parts();
-        let mut transmit = self.driver.send_vectored_valid(kind, bytes)?;
-        let (written, result) = write_all(&mut self.stream, transmit.slices());
-        transmit.advance(written);
-        result?;
-        drop(transmit);
+        write_transmit(
+            &mut self.stream,
+            self.driver.send_vectored_valid(kind, bytes)?,
+        )?;
         self.flush()
+    }
+
+    /// Sends on the text or binary message that the last
+    /// [`recv_with`](Self::recv_with) lent, straight from the receive buffer
+    /// ([`Connection::send_received`]): an echo without copying the message
+    /// out. From 64 KiB on it goes with vectored writes (a server's frame
+    /// header, then the received bytes where they are), without copying it
+    /// in either; a smaller one is copied into the transmit buffer, since one
+    /// write of one buffer costs the kernel less than a vectored write of
+    /// two. Call it right after that `recv_with`; otherwise it fails with
+    /// [`UsageError::NoReceivedMessage`](crate::UsageError::NoReceivedMessage).
+    ///
+    /// ```no_run
+    /// # use wsmachine::{Event, adapter::blocking::WebSocket};
+    /// # fn echo(ws: &mut WebSocket<std::net::TcpStream>) -> Result<(), wsmachine::adapter::Error> {
+    /// loop {
+    ///     if ws.recv_with(|e| matches!(e, Event::Text(_) | Event::Binary(_)))? {
+    ///         ws.send_received()?;
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn send_received(&mut self) -> Result<(), Error> {
+        // What is queued goes first; no time is given (a timer could
+        // release the received bytes), only writes.
+        self.flush()?;
+        let small = self
+            .driver
+            .connection()
+            .received()
+            .is_some_and(|(_, data)| data.len() < VECTORED_MIN);
+        if small {
+            self.driver
+                .connection_mut()
+                .send_received(crate::Compress::Auto)?;
+        } else {
+            write_transmit(&mut self.stream, self.driver.send_received_vectored()?)?;
+        }
+        self.flush()
+    }
+
+    /// Sends the text or binary message that the last
+    /// [`recv_with`](Self::recv_with) lent on through another WebSocket, `to`,
+    /// from where this one received it: a relay or a fan-out in one thread
+    /// without copying the message out. From 64 KiB on, `to` writes its own
+    /// frame header and then these bytes where they lie (vectored writes),
+    /// so it copies nothing either; a smaller message is copied into `to`
+    /// once. Where `to` must make new bytes (a client masks,
+    /// permessage-deflate compresses) it makes them from these. Text is not
+    /// validated again.
+    ///
+    /// Call it right after that `recv_with` (any number of times, for any
+    /// number of WebSockets); otherwise it fails with
+    /// [`UsageError::NoReceivedMessage`](crate::UsageError::NoReceivedMessage).
+    ///
+    /// ```no_run
+    /// # use std::net::TcpStream;
+    /// # use wsmachine::{Event, adapter::blocking::WebSocket};
+    /// # fn relay(from: &mut WebSocket<TcpStream>, to: &mut [WebSocket<TcpStream>]) -> Result<(), wsmachine::adapter::Error> {
+    /// loop {
+    ///     if from.recv_with(|e| matches!(e, Event::Text(_) | Event::Binary(_)))? {
+    ///         for ws in to.iter_mut() {
+    ///             from.forward_received(ws)?;
+    ///         }
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn forward_received<T>(&mut self, to: &mut WebSocket<T>) -> Result<(), Error>
+    where
+        T: Read + Write + ReadTimeout,
+    {
+        let (kind, data) = self
+            .driver
+            .connection()
+            .received()
+            .ok_or(crate::Error::from(crate::UsageError::NoReceivedMessage))?;
+        to.send(Data::Received(kind, data))
     }
 
     /// Sends one fragment of a message (see [`Connection::send_fragment`]).
@@ -408,6 +485,14 @@ fn read_within<S: Read + ReadTimeout>(
             _ => Err(e),
         },
     }
+}
+
+/// Writes a vectored send whole. On an error, the dropped `Transmit`
+/// queues in the connection what was not written.
+fn write_transmit<W: Write + ?Sized>(stream: &mut W, mut transmit: Transmit<'_>) -> io::Result<()> {
+    let (written, result) = write_all(stream, transmit.slices());
+    transmit.advance(written);
+    result
 }
 
 /// Writes `bufs` whole, in order, with vectored writes (retried when
