@@ -214,11 +214,14 @@ impl Decompressor {
             }
             // Inflate into a slice of exactly the room granted (growing
             // geometrically up to it), never into whatever capacity `out` had:
-            // the bound holds however large the buffer was before.
+            // the bound holds however large the buffer was before. The
+            // slice is zeroed first, so it starts near what the input may
+            // give (four times it, 256 B to 4 KiB), not at the buffer's spare
+            // capacity: a 20-byte message zeroes 256 bytes, not kilobytes.
             let len = out.len();
-            let spare = out.capacity() - len;
-            let chunk = room.min(spare.max(len - start).max(4096));
-            if spare < chunk {
+            let guess = src.len().saturating_mul(4).clamp(256, 4096);
+            let chunk = room.min((len - start).max(guess));
+            if out.capacity() - len < chunk {
                 out.reserve_exact(chunk);
             }
             out.resize(len + chunk, 0);

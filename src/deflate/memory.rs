@@ -154,18 +154,40 @@ impl Default for CodecPool {
     }
 }
 
-/// A state not in use, with whose context it holds.
-struct Kept<T> {
-    state: T,
+/// Idle states of one kind, each with whose context it holds. Removal is
+/// O(1) (`swap_remove`): a borrow per message must not shift the whole list.
+/// The tags are kept apart from the states, so that finding one scans a
+/// few bytes a state rather than whole states.
+struct Shelf<T> {
+    tags: Vec<Tag>,
+    states: Vec<T>,
+    /// Counts the states given back: the lowest stamp was idle longest.
+    clock: u64,
+}
+
+#[derive(Clone, Copy)]
+struct Tag {
     owner: u64,
     /// Compressors: their level and window bits.
     kind: (u32, u8),
+    /// When it was given back.
+    stamp: u64,
+}
+
+impl<T> Default for Shelf<T> {
+    fn default() -> Self {
+        Self {
+            tags: Vec::new(),
+            states: Vec::new(),
+            clock: 0,
+        }
+    }
 }
 
 #[derive(Default)]
 struct Idle {
-    compressors: Vec<Kept<Compressor>>,
-    decompressors: Vec<Kept<Decompressor>>,
+    compressors: Shelf<Compressor>,
+    decompressors: Shelf<Decompressor>,
 }
 
 /// The default number of idle compressors kept (about 2 MiB at 12-bit windows).
@@ -176,34 +198,51 @@ const DEFAULT_COMPRESSORS: usize = 16;
 /// uWebSockets' load generator; 16 made each of their messages restart one.
 const DEFAULT_DECOMPRESSORS: usize = 128;
 
-impl<T> Kept<T> {
-    /// Takes `owner`'s own state of `kind` if it waits (context intact);
-    /// else, when the list is full, the state idle longest, whatever its
-    /// kind (one of another kind is freed, and a new one made); else nothing
-    /// (make a new one, leaving the others' contexts alone).
-    fn take(
-        list: &mut Vec<Self>,
-        owner: u64,
-        kind: (u32, u8),
-        capacity: usize,
-    ) -> Option<(T, bool)> {
-        if let Some(at) = list.iter().position(|k| k.owner == owner && k.kind == kind) {
-            return Some((list.remove(at).state, true));
-        }
-        if list.len() < capacity {
-            return None;
-        }
-        let oldest = list.remove(0);
-        (oldest.kind == kind).then_some((oldest.state, false))
+impl<T> Shelf<T> {
+    fn len(&self) -> usize {
+        self.states.len()
     }
 
-    /// Keeps a state given back, the most recent last, freeing the one idle
-    /// longest if the list is full.
-    fn put(list: &mut Vec<Self>, state: T, owner: u64, kind: (u32, u8), capacity: usize) {
-        if list.len() >= capacity.max(1) {
-            list.remove(0);
+    fn remove(&mut self, at: usize) -> (T, Tag) {
+        (self.states.swap_remove(at), self.tags.swap_remove(at))
+    }
+
+    /// Where the state idle longest is.
+    fn oldest(&self) -> Option<usize> {
+        (0..self.tags.len()).min_by_key(|&i| self.tags[i].stamp)
+    }
+
+    /// Takes `owner`'s own state of `kind` if it waits (context intact);
+    /// else, when the shelf is full, the state idle longest, whatever its
+    /// kind (one of another kind is freed, and a new one made); else nothing
+    /// (make a new one, leaving the others' contexts alone).
+    fn take(&mut self, owner: u64, kind: (u32, u8), capacity: usize) -> Option<(T, bool)> {
+        if let Some(at) = self
+            .tags
+            .iter()
+            .position(|t| t.owner == owner && t.kind == kind)
+        {
+            return Some((self.remove(at).0, true));
         }
-        list.push(Self { state, owner, kind });
+        if self.len() < capacity {
+            return None;
+        }
+        let (state, tag) = self.remove(self.oldest()?);
+        (tag.kind == kind).then_some((state, false))
+    }
+
+    /// Keeps a state given back, freeing the one idle longest if the shelf
+    /// is full.
+    fn put(&mut self, state: T, owner: u64, kind: (u32, u8), capacity: usize) {
+        if self.len() >= capacity.max(1)
+            && let Some(at) = self.oldest()
+        {
+            self.remove(at);
+        }
+        self.clock += 1;
+        let stamp = self.clock;
+        self.tags.push(Tag { owner, kind, stamp });
+        self.states.push(state);
     }
 }
 
@@ -267,7 +306,7 @@ impl CodecPool {
     ) -> (Compressor, bool) {
         let kind = (level, window_bits);
         let capacity = self.inner.compressors;
-        let found = Kept::take(&mut self.idle().compressors, owner, kind, capacity);
+        let found = self.idle().compressors.take(owner, kind, capacity);
         found.unwrap_or_else(|| (Compressor::new(level, window_bits, false), false))
     }
 
@@ -282,33 +321,25 @@ impl CodecPool {
     ) {
         let kind = (level, window_bits);
         let capacity = self.inner.compressors;
-        Kept::put(
-            &mut self.idle().compressors,
-            compressor,
-            owner,
-            kind,
-            capacity,
-        );
+        self.idle()
+            .compressors
+            .put(compressor, owner, kind, capacity);
     }
 
     /// A decompressor (its window takes any peer's), and whether it still
     /// holds `owner`'s context (else restart it).
     pub(crate) fn take_decompressor(&self, owner: u64) -> (Decompressor, bool) {
         let capacity = self.inner.decompressors;
-        let found = Kept::take(&mut self.idle().decompressors, owner, (0, 0), capacity);
+        let found = self.idle().decompressors.take(owner, (0, 0), capacity);
         found.unwrap_or_else(|| (Decompressor::new(15, false), false))
     }
 
     /// Gives back a decompressor holding `owner`'s context.
     pub(crate) fn put_decompressor(&self, owner: u64, decompressor: Decompressor) {
         let capacity = self.inner.decompressors;
-        Kept::put(
-            &mut self.idle().decompressors,
-            decompressor,
-            owner,
-            (0, 0),
-            capacity,
-        );
+        self.idle()
+            .decompressors
+            .put(decompressor, owner, (0, 0), capacity);
     }
 
     /// How many states wait idle: (compressors, decompressors).
@@ -334,5 +365,56 @@ impl core::fmt::Debug for CodecPool {
             .field("idle_compressors", &compressors)
             .field("idle_decompressors", &decompressors)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Shelf;
+
+    const K: (u32, u8) = (6, 15);
+
+    /// A shelf holding states named after their owners, given back in order.
+    fn shelf(owners: &[u64], capacity: usize) -> Shelf<u64> {
+        let mut shelf = Shelf::default();
+        for &o in owners {
+            shelf.put(o, o, K, capacity);
+        }
+        shelf
+    }
+
+    #[test]
+    fn an_owner_gets_its_own_state_back_wherever_it_lies() {
+        let mut s = shelf(&[1, 2, 3, 4], 8);
+        assert_eq!(s.take(2, K, 8), Some((2, true)));
+        assert_eq!(s.take(4, K, 8), Some((4, true)));
+        // Not full: another's context is left alone.
+        assert_eq!(s.take(9, K, 8), None);
+        assert_eq!(s.len(), 2);
+    }
+
+    #[test]
+    fn a_full_shelf_gives_out_and_evicts_the_state_idle_longest() {
+        // Taking from the middle reorders the lists (swap_remove): the
+        // order of idleness must survive it.
+        let mut s = shelf(&[1, 2, 3, 4], 4);
+        assert_eq!(s.take(1, K, 4), Some((1, true)));
+        s.put(1, 1, K, 4);
+        // Now 2 has been idle longest, then 3, 4, 1.
+        assert_eq!(s.take(9, K, 4), Some((2, false)));
+        s.put(5, 5, K, 4);
+        s.put(6, 6, K, 4); // full: 3 goes
+        assert_eq!(s.len(), 4);
+        assert_eq!(s.take(3, K, 4).map(|(_, own)| own), Some(false));
+        let mut left: Vec<u64> = s.states.clone();
+        left.sort();
+        assert_eq!(left, [1, 5, 6]);
+    }
+
+    #[test]
+    fn a_state_of_another_kind_is_freed_not_given_out() {
+        let mut s = shelf(&[1], 1);
+        assert_eq!(s.take(1, (9, 15), 1), None);
+        assert_eq!(s.len(), 0);
     }
 }
