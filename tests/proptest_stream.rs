@@ -268,8 +268,61 @@ fn stream_case(
     Ok(())
 }
 
+/// Feeds `bytes` cut at `cuts`, each read through `handle_read` or
+/// `recv_buffer`/`commit_recv` as `via` says, and parses only after the reads
+/// that `parse_after` marks: reads pile up unparsed, so `handle_read` meets
+/// payload that an earlier read left masked or that it unmasked itself.
+fn feed_stacked(
+    conn: &mut Connection,
+    bytes: &[u8],
+    cuts: &[usize],
+    via: &[bool],
+    parse_after: &[bool],
+) -> Vec<OwnedEvent> {
+    let mut cuts: Vec<usize> = cuts.iter().copied().filter(|&c| c < bytes.len()).collect();
+    cuts.sort_unstable();
+    cuts.push(bytes.len());
+    let pick =
+        |flags: &[bool], i: usize| flags.get(i % flags.len().max(1)).copied().unwrap_or(true);
+    let mut events = Vec::new();
+    let mut at = 0;
+    for (i, cut) in cuts.into_iter().enumerate() {
+        let piece = &bytes[at..cut];
+        at = cut;
+        if pick(via, i) {
+            conn.handle_read(piece);
+        } else {
+            read_through_buffer(conn, piece, |_| {});
+        }
+        if pick(parse_after, i) {
+            events.extend(drain_events(conn));
+        }
+    }
+    events.extend(drain_events(conn));
+    events
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// A server unmasks payload as `handle_read` copies it in; whatever the
+    /// reads and however many arrive before a parse, the events are the
+    /// unsplit stream's.
+    #[test]
+    fn reads_piled_up_before_parsing_give_the_same_events(
+        script in script(),
+        cuts in proptest::collection::vec(any::<Index>(), 0..40),
+        via in proptest::collection::vec(any::<bool>(), 1..8),
+        parse_after in proptest::collection::vec(any::<bool>(), 1..8),
+    ) {
+        let mut sender = Connection::open_client(Config::default(), SeededEntropy::new(7));
+        let (wire, expected) = send_script(&mut sender, &script, &[]);
+        let cuts: Vec<usize> = cuts.iter().map(|i| i.index(wire.len() + 1)).collect();
+        let mut server = Connection::open_server(Config::default());
+        let events = feed_stacked(&mut server, &wire, &cuts, &via, &parse_after);
+        prop_assert_eq!(events, expected);
+        prop_assert!(server.is_open());
+    }
 
     #[test]
     fn client_to_server_any_split_same_events(

@@ -128,6 +128,20 @@ impl Rx {
         }
     }
 
+    /// `len` bytes appended after `end`, for the caller to write (their
+    /// contents are stale; new space is zero-filled).
+    pub fn append(&mut self, len: usize) -> &mut [u8] {
+        if self.buf.len() - self.end < len {
+            self.compact();
+            if self.buf.len() - self.end < len {
+                self.buf.resize(self.end + len, 0);
+            }
+        }
+        let at = self.end;
+        self.end += len;
+        &mut self.buf[at..at + len]
+    }
+
     /// Appends received bytes (no zero-filling: the bytes after `end` are dead).
     pub fn extend(&mut self, data: &[u8]) {
         if self.buf.len() - self.end < data.len() {

@@ -140,13 +140,29 @@ impl Connection {
     /// Input: bytes received from the peer. They are copied into the
     /// connection's buffer and parsed by [`poll_event`](Self::poll_event).
     /// Bytes received after the connection closed are discarded.
-    pub fn handle_read(&mut self, data: &[u8]) {
+    ///
+    /// Payload of a masked frame (what a server receives) is unmasked as it
+    /// is copied, in one pass: for bytes that are already in the caller's
+    /// memory (a runtime's registered buffers, a TLS layer's plaintext), this
+    /// costs less than reading them in with
+    /// [`recv_buffer`](Self::recv_buffer), which copies and then unmasks.
+    pub fn handle_read(&mut self, mut data: &[u8]) {
         self.rx.lent = false;
         self.settle();
-        if !self.is_closed() && !data.is_empty() {
-            self.rx.extend(data);
-            self.core.received();
+        if self.is_closed() || data.is_empty() {
+            return;
         }
+        let decoder = &mut self.core.recv.decoder;
+        let fused = decoder
+            .copyable(self.rx.end - self.rx.cursor)
+            .min(data.len());
+        if fused > 0 {
+            let (payload, rest) = data.split_at(fused);
+            decoder.copy_payload(self.rx.append(fused), payload);
+            data = rest;
+        }
+        self.rx.extend(data);
+        self.core.received();
     }
 
     /// Input, without a copy: free space in the receive buffer to read into,

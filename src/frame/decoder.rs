@@ -1,6 +1,6 @@
 //! A validating, incremental frame decoder that unmasks payload in place.
 
-use super::{FrameHeader, Role, Status, apply_mask};
+use super::{FrameHeader, Role, Status, apply_mask, mask_copy};
 use crate::error::ProtocolError;
 
 /// What the [`FrameDecoder`] checks on every header.
@@ -71,6 +71,9 @@ enum State {
 pub struct FrameDecoder {
     config: DecoderConfig,
     state: State,
+    /// Payload bytes at the start of the next input that
+    /// [`copy_payload`](Self::copy_payload) already unmasked.
+    unmasked: usize,
 }
 
 impl FrameDecoder {
@@ -79,6 +82,7 @@ impl FrameDecoder {
         Self {
             config,
             state: State::Header,
+            unmasked: 0,
         }
     }
 
@@ -104,6 +108,73 @@ impl FrameDecoder {
             State::Header => 0,
             State::Payload { remaining, .. } => remaining,
         }
+    }
+
+    /// How many bytes of new input [`copy_payload`](Self::copy_payload)
+    /// can take: payload of the current frame, masked, that will follow
+    /// `queued` bytes already in the caller's buffer and not yet decoded. It
+    /// is 0 unless all of those are payload it copied itself (and between
+    /// frames, and for unmasked frames).
+    pub fn copyable(&self, queued: usize) -> usize {
+        match self.state {
+            State::Payload {
+                mask: Some(_),
+                remaining,
+                ..
+            } if queued == self.unmasked => {
+                let left = remaining - queued as u64;
+                usize::try_from(left).unwrap_or(usize::MAX)
+            }
+            _ => 0,
+        }
+    }
+
+    /// For a caller that copies received bytes into its buffer: copies
+    /// `src`, the next payload bytes of the current frame, into `dst` (the
+    /// same length), unmasking them on the way: one pass instead of a copy
+    /// and then an unmask in place. `src.len()` must be at most
+    /// [`copyable(queued)`](Self::copyable), and `dst` must follow the
+    /// `queued` bytes in the buffer that [`decode`](Self::decode) is given
+    /// next, which then hands these bytes out as payload without unmasking
+    /// them again.
+    ///
+    /// ```
+    /// use wsmachine::frame::{Decoded, DecoderConfig, FrameDecoder, Role};
+    /// let mut decoder = FrameDecoder::new(DecoderConfig { role: Role::Server, max_frame_size: 1 << 20, allowed_rsv: 0 });
+    /// // "hello" masked with the key 1, 2, 3, 4, in two reads.
+    /// let wire = [0x81, 0x85, 1, 2, 3, 4, b'h' ^ 1, b'e' ^ 2, b'l' ^ 3, b'l' ^ 4, b'o' ^ 1];
+    /// let mut buf = wire[..8].to_vec();
+    /// let Decoded::Header { len, .. } = decoder.decode(&mut buf).unwrap() else { panic!() };
+    /// buf.drain(..len);
+    /// let src = &wire[8..];
+    /// assert_eq!(decoder.copyable(buf.len()), 0); // two bytes in `buf` still masked
+    /// assert_eq!(decoder.decode(&mut buf).unwrap(), Decoded::Payload { len: 2, frame_end: false });
+    /// assert_eq!(decoder.copyable(0), 3);
+    /// let mut rest = [0; 3];
+    /// decoder.copy_payload(&mut rest, src);
+    /// buf.extend_from_slice(&rest);
+    /// assert_eq!(decoder.decode(&mut buf[2..]).unwrap(), Decoded::Payload { len: 3, frame_end: true });
+    /// assert_eq!(buf, b"hello");
+    /// ```
+    ///
+    /// # Panics
+    /// If the lengths differ, or `src` is longer than the decoder can take.
+    pub fn copy_payload(&mut self, dst: &mut [u8], src: &[u8]) {
+        let State::Payload {
+            mask: Some(key),
+            remaining,
+            offset,
+        } = self.state
+        else {
+            panic!("copy_payload: not in a masked frame's payload");
+        };
+        let ahead = self.unmasked + src.len();
+        assert!(
+            ahead as u64 <= remaining,
+            "copy_payload: more than the frame's payload"
+        );
+        mask_copy(dst, src, key, (offset + self.unmasked) & 3);
+        self.unmasked = ahead;
     }
 
     /// Decodes the next step from the start of `buf`.
@@ -138,7 +209,10 @@ impl FrameDecoder {
                 }
                 let len = usize::try_from(remaining).map_or(buf.len(), |r| r.min(buf.len()));
                 if let Some(key) = mask {
-                    apply_mask(&mut buf[..len], key, offset);
+                    // What `copy_payload` unmasked on its way in is skipped.
+                    let done = self.unmasked.min(len);
+                    self.unmasked -= done;
+                    apply_mask(&mut buf[done..len], key, (offset + done) & 3);
                 }
                 let remaining = remaining - len as u64;
                 self.state = if remaining == 0 {

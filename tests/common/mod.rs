@@ -47,23 +47,33 @@ pub fn feed(conn: &mut Connection, bytes: &[u8], cuts: &[usize]) -> Vec<OwnedEve
     let mut events = Vec::new();
     let mut at = 0;
     for (i, cut) in cuts.into_iter().enumerate() {
-        let mut piece = &bytes[at..cut];
+        let piece = &bytes[at..cut];
         at = cut;
         if i % 2 == 0 {
             conn.handle_read(piece);
         } else {
-            while !piece.is_empty() {
-                let buf = conn.recv_buffer();
-                let n = buf.len().min(piece.len());
-                buf[..n].copy_from_slice(&piece[..n]);
-                conn.commit_recv(n);
-                piece = &piece[n..];
-                events.extend(drain_events(conn));
-            }
+            read_through_buffer(conn, piece, |conn| events.extend(drain_events(conn)));
         }
         events.extend(drain_events(conn));
     }
     events
+}
+
+/// Reads `piece` in through `recv_buffer`/`commit_recv`, as many commits as
+/// the lent space needs, calling `after` after each.
+pub fn read_through_buffer(
+    conn: &mut Connection,
+    mut piece: &[u8],
+    mut after: impl FnMut(&mut Connection),
+) {
+    while !piece.is_empty() {
+        let buf = conn.recv_buffer();
+        let n = buf.len().min(piece.len());
+        buf[..n].copy_from_slice(&piece[..n]);
+        conn.commit_recv(n);
+        piece = &piece[n..];
+        after(conn);
+    }
 }
 
 /// Feeds bytes one read per byte.

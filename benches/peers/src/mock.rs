@@ -96,6 +96,13 @@ impl<'a> MockStream<'a> {
         self.input.len() - self.pos
     }
 
+    /// The next read without a copy, for a sans-IO library that takes the
+    /// bytes as a slice: what [`Read::read`] would copy into a buffer of
+    /// `READ_CHUNK` bytes.
+    pub fn next_chunk(&mut self) -> &'a [u8] {
+        self.take(READ_CHUNK)
+    }
+
     /// The next read: at most `room` and `READ_CHUNK` bytes.
     fn take(&mut self, room: usize) -> &'a [u8] {
         let mut n = room.min(READ_CHUNK).min(self.remaining());

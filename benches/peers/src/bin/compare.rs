@@ -282,10 +282,20 @@ fn decode_wsmachine(input: &[u8], count: usize, mut on: impl FnMut(Kind, &[u8]))
     let mut sink = Sink::default();
     let mut stream = MockStream::new(input, &mut sink);
     let mut conn = Connection::open_server(Config::default());
+    let read_in_place = std::env::var_os("WSMACHINE_INPUT").is_some_and(|v| v == "read");
     let mut seen = 0;
     while seen < count {
-        let n = stream.read(conn.recv_buffer()).expect("input ended early");
-        conn.commit_recv(n);
+        // Each read's bytes as a slice, its sans-IO input, which unmasks
+        // payload as it copies it in; with `WSMACHINE_INPUT=read`, read
+        // into its buffer like the others, then unmasked there.
+        if read_in_place {
+            let n = stream.read(conn.recv_buffer()).expect("input ended early");
+            conn.commit_recv(n);
+        } else {
+            let chunk = stream.next_chunk();
+            assert!(!chunk.is_empty(), "input ended early");
+            conn.handle_read(chunk);
+        }
         while let Some(event) = conn.poll_event() {
             match event {
                 Event::Text(text) => on(Kind::Text, black_box(text).as_bytes()),
@@ -1031,6 +1041,7 @@ fn results_json(rows: &[Row], runs: usize) -> Value {
         "notes": [
             "Every library decodes the same masked stream, read at most 64 KiB at a time, and is checked message by message before it is timed.",
             "fastwebsockets hands validated text out as bytes; they are consumed as bytes (a &str would take a second validation).",
+            "wsmachine takes each read's bytes as a slice (handle_read, its sans-IO input; the same copy as the others' reads, with payload unmasked on the way); WSMACHINE_INPUT=read makes it read into recv_buffer like the others.",
             "wsmachine sends payloads of 64 KiB or more with send_vectored (no copy into the connection), as its adapters do; fastwebsockets and tokio-websockets write large frames vectored too.",
             "Idle heap: fastwebsockets' server handshake is hyper's and is not counted; its connection starts after it.",
         ],
