@@ -1,7 +1,7 @@
 //! The blocking adapter's `send_received` and `forward_received`: a received
 //! message sent back, or on through another WebSocket, from where it was
 //! received: intact whatever its size, kind and compression on either side,
-//! and from 64 KiB on without a copy into the sending connection (its payload
+//! and from 8 KiB on without a copy into the sending connection (its payload
 //! reaches the stream as a slice of its own). Every test is bounded in time.
 #![cfg(feature = "blocking")]
 
@@ -200,7 +200,7 @@ fn an_echo_of_any_size_arrives_intact() {
 #[test]
 fn a_large_echo_is_written_from_the_receive_buffer() {
     bounded(|| {
-        let sizes = [200_000, 1 << 20];
+        let sizes = [8 << 10, 16 << 10, 200_000, 1 << 20];
         let writes = echo(uncompressed(), uncompressed(), &text_and_binary(&sizes));
         assert_own_slices(&writes, &sizes);
     });
@@ -221,7 +221,7 @@ fn a_relayed_message_of_any_size_arrives_intact() {
 #[test]
 fn a_large_relayed_message_reaches_the_other_stream_without_a_copy() {
     bounded(|| {
-        let sizes = [200_000, 1 << 20];
+        let sizes = [8 << 10, 16 << 10, 200_000, 1 << 20];
         let writes = relay(
             uncompressed(),
             uncompressed(),

@@ -92,7 +92,7 @@ async fn client_and_server_echo_and_close_cleanly() {
 #[tokio::test]
 async fn large_messages_echo_intact_through_vectored_writes() {
     timeout(Duration::from_secs(30), async {
-        // The echo server sends each message of 64 KiB or more from the
+        // The echo server sends each message of 8 KiB or more from the
         // received buffer with write_vectored (Connection::send_vectored).
         let (url, server) = echo_server_with(uncompressed()).await;
         let request = ClientRequest::new(&url).unwrap();

@@ -248,9 +248,21 @@ pub fn assemble_streamed(events: &[OwnedEvent]) -> Vec<OwnedEvent> {
     out
 }
 
-/// Message sizes around every boundary of the frame length's encoding and of
-/// the adapters' vectored writes (64 KiB), up to 1 MiB.
-pub const EDGE_SIZES: [usize; 8] = [0, 1, 125, 126, 65_535, 65_536, 200_000, 1 << 20];
+/// Message sizes on either side of every boundary of the frame length's
+/// encoding (126 B, 64 KiB) and of the adapters' vectored writes (8 KiB), up
+/// to 1 MiB.
+pub const EDGE_SIZES: [usize; 10] = [
+    0,
+    1,
+    125,
+    126,
+    8_191,
+    8_192,
+    65_535,
+    65_536,
+    200_000,
+    1 << 20,
+];
 
 /// A text and a binary message of each size, with content that shows any
 /// byte moved or lost.

@@ -272,7 +272,7 @@ impl<S: Read + Write + ReadTimeout> WebSocket<S> {
     /// Sends on the text or binary message that the last
     /// [`recv_with`](Self::recv_with) lent, straight from the receive buffer
     /// ([`Connection::send_received`]): an echo without copying the message
-    /// out. From 64 KiB on it goes with vectored writes (a server's frame
+    /// out. From 8 KiB on it goes with vectored writes (a server's frame
     /// header, then the received bytes where they are), without copying it
     /// in either; a smaller one is copied into the transmit buffer, since one
     /// write of one buffer costs the kernel less than a vectored write of
@@ -311,7 +311,7 @@ impl<S: Read + Write + ReadTimeout> WebSocket<S> {
     /// Sends the text or binary message that the last
     /// [`recv_with`](Self::recv_with) lent on through another WebSocket, `to`,
     /// from where this one received it: a relay or a fan-out in one thread
-    /// without copying the message out. From 64 KiB on, `to` writes its own
+    /// without copying the message out. From 8 KiB on, `to` writes its own
     /// frame header and then these bytes where they lie (vectored writes),
     /// so it copies nothing either; a smaller message is copied into `to`
     /// once. Where `to` must make new bytes (a client masks,

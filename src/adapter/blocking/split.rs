@@ -17,7 +17,7 @@
 //! own buffer ([`Config::read_buffer_size`](crate::Config::read_buffer_size),
 //! kept for the halves' life) and copied into the connection under the lock;
 //! bytes to send are copied out of the connection (64 KiB at a time) to be
-//! written without it. Messages from 64 KiB up are written straight from the
+//! written without it. Messages from 8 KiB up are written straight from the
 //! caller's buffer, with a vectored write, as by a whole [`WebSocket`].
 
 use std::io::{self, Read, Write};
@@ -273,7 +273,7 @@ impl<S: Read + Write + ReadTimeout + TryClone> WebSocket<S> {
     /// reads go into the reader's own buffer of
     /// [`Config::read_buffer_size`](crate::Config::read_buffer_size) (held
     /// while the halves live), then into the connection; queued bytes are
-    /// copied out of it to be written. Messages from 64 KiB up are written
+    /// copied out of it to be written. Messages from 8 KiB up are written
     /// straight from the caller's buffer, as by [`send_binary`](Self::send_binary).
     ///
     /// A blocked read cannot be woken, so it waits at most

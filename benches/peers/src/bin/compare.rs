@@ -434,7 +434,7 @@ fn decode_pass(lib: &str, case: &DecodeCase, input: &[u8]) {
 
 fn encode_wsmachine(case: &EncodeCase, sink: &mut Sink) {
     use wsmachine::{Config, Connection, MessageKind};
-    const VECTORED_FROM: usize = 64 * KIB;
+    const VECTORED_FROM: usize = 8 * KIB;
     fn write_out(conn: &mut Connection, sink: &mut Sink) {
         while let Some(bytes) = conn.poll_transmit() {
             let n = sink.write(&[bytes]);
@@ -445,7 +445,7 @@ fn encode_wsmachine(case: &EncodeCase, sink: &mut Sink) {
     for _ in 0..case.count {
         // A large payload goes out without a copy into the connection, header
         // and payload in one vectored write, as wsmachine's adapters do it
-        // from 64 KiB on.
+        // from 8 KiB on.
         if case.payload().len() >= VECTORED_FROM {
             let kind = match case.kind {
                 Kind::Text => MessageKind::Text,
@@ -1042,7 +1042,7 @@ fn results_json(rows: &[Row], runs: usize) -> Value {
             "Every library decodes the same masked stream, read at most 64 KiB at a time, and is checked message by message before it is timed.",
             "fastwebsockets hands validated text out as bytes; they are consumed as bytes (a &str would take a second validation).",
             "wsmachine takes each read's bytes as a slice (handle_read, its sans-IO input; the same copy as the others' reads, with payload unmasked on the way); WSMACHINE_INPUT=read makes it read into recv_buffer like the others.",
-            "wsmachine sends payloads of 64 KiB or more with send_vectored (no copy into the connection), as its adapters do; fastwebsockets and tokio-websockets write large frames vectored too.",
+            "wsmachine sends payloads of 8 KiB or more with send_vectored (no copy into the connection), as its adapters do; fastwebsockets and tokio-websockets write large frames vectored too.",
             "Idle heap: fastwebsockets' server handshake is hyper's and is not counted; its connection starts after it.",
         ],
         "rows": rows,
