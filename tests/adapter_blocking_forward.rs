@@ -15,7 +15,9 @@ use wsmachine::adapter::Error;
 use wsmachine::adapter::blocking::{ReadTimeout, WebSocket};
 use wsmachine::handshake::ClientRequest;
 mod common;
-use common::{EDGE_SIZES, text_and_binary};
+use common::{
+    COPIED_SIZES, EDGE_SIZES, OWN_SLICE_SIZES, assert_written_from_where_they_lie, text_and_binary,
+};
 use wsmachine::{CloseCode, Config, Event, OwnedEvent, UsageError};
 
 #[path = "common/bounded.rs"]
@@ -172,20 +174,6 @@ fn relay(from: Config, to: Config, clients: Config, sent: &[OwnedEvent]) -> Vec<
     recorded.lock().unwrap().clone()
 }
 
-/// Each large payload went to the stream as a slice of its own (after its
-/// header): not copied into the connection, where header and payload would
-/// be one buffer.
-fn assert_own_slices(writes: &[Vec<usize>], sizes: &[usize]) {
-    for &size in sizes {
-        assert!(
-            writes
-                .iter()
-                .any(|w| w.len() >= 2 && w.last() == Some(&size)),
-            "no vectored write had the {size}-byte payload as its own slice: {writes:?}"
-        );
-    }
-}
-
 #[test]
 fn an_echo_of_any_size_arrives_intact() {
     bounded(|| {
@@ -200,9 +188,9 @@ fn an_echo_of_any_size_arrives_intact() {
 #[test]
 fn a_large_echo_is_written_from_the_receive_buffer() {
     bounded(|| {
-        let sizes = [8 << 10, 16 << 10, 200_000, 1 << 20];
+        let sizes = [&COPIED_SIZES[..], &OWN_SLICE_SIZES[..]].concat();
         let writes = echo(uncompressed(), uncompressed(), &text_and_binary(&sizes));
-        assert_own_slices(&writes, &sizes);
+        assert_written_from_where_they_lie(&writes, &OWN_SLICE_SIZES, &COPIED_SIZES);
     });
 }
 
@@ -221,14 +209,14 @@ fn a_relayed_message_of_any_size_arrives_intact() {
 #[test]
 fn a_large_relayed_message_reaches_the_other_stream_without_a_copy() {
     bounded(|| {
-        let sizes = [8 << 10, 16 << 10, 200_000, 1 << 20];
+        let sizes = [&COPIED_SIZES[..], &OWN_SLICE_SIZES[..]].concat();
         let writes = relay(
             uncompressed(),
             uncompressed(),
             uncompressed(),
             &text_and_binary(&sizes),
         );
-        assert_own_slices(&writes, &sizes);
+        assert_written_from_where_they_lie(&writes, &OWN_SLICE_SIZES, &COPIED_SIZES);
     });
 }
 

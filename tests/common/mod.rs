@@ -264,6 +264,32 @@ pub const EDGE_SIZES: [usize; 10] = [
     1 << 20,
 ];
 
+/// Sizes the adapters send by copying them into the connection (below their
+/// 8 KiB vectored-write threshold), and sizes they write from where they lie.
+pub const COPIED_SIZES: [usize; 2] = [125, 8_191];
+pub const OWN_SLICE_SIZES: [usize; 4] = [8_192, 16 << 10, 200_000, 1 << 20];
+
+/// Given the slice lengths of every vectored write a stream saw, one list per
+/// write: each payload of `own` went out as a slice of its own after its
+/// header (not copied into the connection, where header and payload would be
+/// one buffer), and no payload of `copied` did.
+pub fn assert_written_from_where_they_lie(writes: &[Vec<usize>], own: &[usize], copied: &[usize]) {
+    for &size in own {
+        assert!(
+            writes
+                .iter()
+                .any(|w| w.len() >= 2 && w.last() == Some(&size)),
+            "no vectored write had the {size}-byte payload as its own slice: {writes:?}"
+        );
+    }
+    for &size in copied {
+        assert!(
+            !writes.iter().any(|w| w.contains(&size)),
+            "the {size}-byte payload went out as its own slice, not copied: {writes:?}"
+        );
+    }
+}
+
 /// A text and a binary message of each size, with content that shows any
 /// byte moved or lost.
 pub fn text_and_binary(sizes: &[usize]) -> Vec<OwnedEvent> {
