@@ -10,6 +10,12 @@ use zlib_rs::{Deflate, DeflateFlush, Inflate, InflateFlush, Method, Status, Stra
 /// RFC 7692 §7.2.1: the end of a sync flush, stripped from every compressed message.
 const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
+/// The least output room an inflate call is given (when the limit allows):
+/// zlib-rs inflates with its fast loop only while 260 bytes of output are
+/// free (`INFLATE_FAST_MIN_LEFT`); with twice that, a small message is
+/// inflated by it.
+const FAST_ROOM: usize = 512;
+
 /// The least window zlib compresses with; see the module docs on window bits 8.
 fn zlib_window(bits: u8) -> u8 {
     bits.clamp(9, 15)
@@ -216,10 +222,13 @@ impl Decompressor {
             // geometrically up to it), never into whatever capacity `out` had:
             // the bound holds however large the buffer was before. The
             // slice is zeroed first, so it starts near what the input may
-            // give (four times it, 256 B to 4 KiB), not at the buffer's spare
-            // capacity: a 20-byte message zeroes 256 bytes, not kilobytes.
+            // give (four times it, 512 B to 4 KiB), not at the buffer's spare
+            // capacity: a 20-byte message zeroes 512 bytes, not kilobytes.
+            // Not less: zlib inflates with its fast loop only while 260
+            // bytes of output are free (`INFLATE_FAST_MIN_LEFT`), and 256
+            // kept every small message in the slow one.
             let len = out.len();
-            let guess = src.len().saturating_mul(4).clamp(256, 4096);
+            let guess = src.len().saturating_mul(4).clamp(FAST_ROOM, 4096);
             let chunk = room.min((len - start).max(guess));
             if out.capacity() - len < chunk {
                 out.reserve_exact(chunk);
