@@ -106,11 +106,13 @@ fn a_shared_client_talks_to_a_dedicated_server() {
 
 /// The borrowed state takes each connection's own context: many connections
 /// interleaving messages on one pool each see their own stream, whether
-/// each keeps a state of its own (the pool has room) or they take turns with
-/// one (a pool of one, so every message restarts from the connection's window).
+/// each keeps a state of its own (the pool has room), they take turns with
+/// one (a pool of one, so every message restarts from the connection's
+/// window), or some find their slot taken by another (a pool of three for
+/// four: the state idle longest goes, and its owner restarts elsewhere).
 #[test]
 fn connections_interleaving_on_one_pool_keep_their_own_context() {
-    for (capacity, states) in [(16, 4), (1, 1)] {
+    for (capacity, states) in [(16, 4), (1, 1), (3, 3)] {
         let pool = CodecPool::with_capacity(capacity);
         let mut pairs: Vec<Pair> = (0..4)
             .map(|_| {

@@ -182,7 +182,7 @@ pub(super) use enabled::Pmd;
 mod enabled {
     use super::*;
 
-    use crate::deflate::{CodecPool, Compressor, Decompressor, DeflateConfig, Memory};
+    use crate::deflate::{CodecPool, Compressor, Decompressor, DeflateConfig, Memory, Ticket};
 
     /// The permessage-deflate state of a connection.
     #[derive(Debug)]
@@ -190,17 +190,16 @@ mod enabled {
         agreement: Agreement,
         level: u32,
         threshold: usize,
-        /// Where the zlib states come from, and the number this connection
-        /// borrows under.
-        pool: Option<(CodecPool, u64)>,
+        /// Shared: where the zlib states come from.
+        pool: Option<Borrowing>,
         mem_level: u8,
         /// The window our compressor uses (at most the agreed one).
         own_window_bits: u8,
         /// Dedicated: kept for context takeover. Shared: borrowed for the
         /// message being sent.
-        compressor: Option<Compressor>,
+        compressor: Option<Box<Compressor>>,
         /// Likewise, for the message being received.
-        decompressor: Option<Decompressor>,
+        decompressor: Option<Box<Decompressor>>,
         /// Shared, with context takeover: the last bytes we compressed (our
         /// window's worth), the context a borrowed compressor starts from.
         sent: History,
@@ -208,6 +207,14 @@ mod enabled {
         received: History,
         /// Compressed output, encoded into a frame from here.
         scratch: Vec<u8>,
+    }
+
+    /// A pool, and this connection's claims on it, one per direction.
+    #[derive(Debug)]
+    struct Borrowing {
+        pool: CodecPool,
+        sending: Ticket,
+        receiving: Ticket,
     }
 
     /// The last bytes of a stream, at most a window (`cap` bytes) of them:
@@ -276,7 +283,11 @@ mod enabled {
             let (pool, mem_level, own_window_bits) = match &config.memory {
                 Memory::Dedicated { mem_level } => (None, *mem_level, agreement.own_window_bits),
                 Memory::Shared { pool, window_bits } => (
-                    Some((pool.clone(), pool.owner())),
+                    Some(Borrowing {
+                        sending: pool.ticket(),
+                        receiving: pool.ticket(),
+                        pool: pool.clone(),
+                    }),
                     crate::deflate::DEFAULT_MEM_LEVEL,
                     agreement.own_window_bits.min(*window_bits),
                 ),
@@ -308,19 +319,20 @@ mod enabled {
             let bits = self.own_window_bits;
             let compressor = match (&mut self.compressor, &self.pool) {
                 (Some(compressor), _) => compressor,
-                (slot @ None, Some((pool, owner))) => {
-                    let (mut compressor, intact) = pool.take_compressor(self.level, bits, *owner);
+                (slot @ None, Some(b)) => {
+                    let (mut compressor, intact) =
+                        b.pool.take_compressor(self.level, bits, &b.sending);
                     if !(takeover && intact) {
                         compressor.restart(if takeover { self.sent.in_order() } else { &[] });
                     }
                     slot.insert(compressor)
                 }
-                (slot @ None, None) => slot.insert(Compressor::with_mem_level(
+                (slot @ None, None) => slot.insert(Box::new(Compressor::with_mem_level(
                     self.level,
                     bits,
                     self.mem_level,
                     !takeover,
-                )),
+                ))),
             };
             let mut out = core::mem::take(&mut self.scratch);
             out.clear();
@@ -337,10 +349,12 @@ mod enabled {
         /// The message being sent is done: a borrowed compressor goes back,
         /// and one without context takeover is freed.
         fn message_sent(&mut self) {
-            match &self.pool {
-                Some((pool, owner)) => {
+            match &mut self.pool {
+                Some(b) => {
                     if let Some(compressor) = self.compressor.take() {
-                        pool.put_compressor(self.level, self.own_window_bits, *owner, compressor);
+                        let bits = self.own_window_bits;
+                        b.pool
+                            .put_compressor(self.level, bits, &mut b.sending, compressor);
                     }
                 }
                 None if self.agreement.own_no_context_takeover => self.compressor = None,
@@ -369,8 +383,8 @@ mod enabled {
             let takeover = !self.agreement.peer_no_context_takeover;
             let decompressor = match (&mut self.decompressor, &self.pool) {
                 (Some(decompressor), _) => decompressor,
-                (slot @ None, Some((pool, owner))) => {
-                    let (mut decompressor, intact) = pool.take_decompressor(*owner);
+                (slot @ None, Some(b)) => {
+                    let (mut decompressor, intact) = b.pool.take_decompressor(&b.receiving);
                     if !(takeover && intact) {
                         decompressor.restart(if takeover {
                             self.received.in_order()
@@ -380,10 +394,10 @@ mod enabled {
                     }
                     slot.insert(decompressor)
                 }
-                (slot @ None, None) => slot.insert(Decompressor::new(
+                (slot @ None, None) => slot.insert(Box::new(Decompressor::new(
                     self.agreement.peer_window_bits,
                     !takeover,
-                )),
+                ))),
             };
             let before = out.len();
             let inflated = match decompressor.decompress(input, end_of_message, out, max_out) {
@@ -412,10 +426,10 @@ mod enabled {
             if ended {
                 self.received.clear();
             }
-            match &self.pool {
-                Some((pool, owner)) => {
+            match &mut self.pool {
+                Some(b) => {
                     if let Some(decompressor) = self.decompressor.take() {
-                        pool.put_decompressor(*owner, decompressor);
+                        b.pool.put_decompressor(&mut b.receiving, decompressor);
                     }
                 }
                 None if self.agreement.peer_no_context_takeover => self.decompressor = None,

@@ -2,6 +2,7 @@
 //! from a [`CodecPool`] for one message at a time, so an idle connection
 //! holds none.
 
+use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -154,13 +155,19 @@ impl Default for CodecPool {
     }
 }
 
-/// Idle states of one kind, each with whose context it holds. Removal is
-/// O(1) (`swap_remove`): a borrow per message must not shift the whole list.
-/// The tags are kept apart from the states, so that finding one scans a
-/// few bytes a state rather than whole states.
+/// Idle states of one kind, each with whose context it holds, in slots that
+/// keep their place: a state given back goes where its owner's last one lay
+/// when that slot is free, and its owner's [`Ticket`] remembers where, so
+/// taking it back looks at one slot (no scan per message). Slots emptied
+/// while their owners inflate or compress are the holes that new owners
+/// fill; there are never more slots than the capacity.
 struct Shelf<T> {
-    tags: Vec<Tag>,
-    states: Vec<T>,
+    /// `None`: a hole. Kept apart from the states, so that a scan (for a
+    /// hole, or the state idle longest) reads a few bytes a slot.
+    tags: Vec<Option<Tag>>,
+    states: Vec<Option<T>>,
+    /// How many slots hold a state.
+    held: usize,
     /// Counts the states given back: the lowest stamp was idle longest.
     clock: u64,
 }
@@ -174,11 +181,21 @@ struct Tag {
     stamp: u64,
 }
 
+/// A borrower's claim on the pool, for one kind of state: whose contexts
+/// are kept for it, and the slot where its state was given back.
+#[derive(Debug)]
+pub(crate) struct Ticket {
+    owner: u64,
+    /// `usize::MAX` until a state is first given back.
+    slot: usize,
+}
+
 impl<T> Default for Shelf<T> {
     fn default() -> Self {
         Self {
             tags: Vec::new(),
             states: Vec::new(),
+            held: 0,
             clock: 0,
         }
     }
@@ -186,8 +203,10 @@ impl<T> Default for Shelf<T> {
 
 #[derive(Default)]
 struct Idle {
-    compressors: Shelf<Compressor>,
-    decompressors: Shelf<Decompressor>,
+    // Boxed: a state moves in and out of the shelf for every message, as a
+    // pointer rather than its 136 to 144 bytes.
+    compressors: Shelf<Box<Compressor>>,
+    decompressors: Shelf<Box<Decompressor>>,
 }
 
 /// The default number of idle compressors kept (about 2 MiB at 12-bit windows).
@@ -200,49 +219,71 @@ const DEFAULT_DECOMPRESSORS: usize = 128;
 
 impl<T> Shelf<T> {
     fn len(&self) -> usize {
-        self.states.len()
+        self.held
     }
 
-    fn remove(&mut self, at: usize) -> (T, Tag) {
-        (self.states.swap_remove(at), self.tags.swap_remove(at))
+    fn remove(&mut self, at: usize) -> Option<(T, Tag)> {
+        let tag = self.tags[at].take()?;
+        self.held -= 1;
+        Some((self.states[at].take()?, tag))
     }
 
     /// Where the state idle longest is.
     fn oldest(&self) -> Option<usize> {
-        (0..self.tags.len()).min_by_key(|&i| self.tags[i].stamp)
+        (0..self.tags.len())
+            .filter(|&i| self.tags[i].is_some())
+            .min_by_key(|&i| self.tags[i].map_or(u64::MAX, |t| t.stamp))
     }
 
-    /// Takes `owner`'s own state of `kind` if it waits (context intact);
-    /// else, when the shelf is full, the state idle longest, whatever its
-    /// kind (one of another kind is freed, and a new one made); else nothing
-    /// (make a new one, leaving the others' contexts alone).
-    fn take(&mut self, owner: u64, kind: (u32, u8), capacity: usize) -> Option<(T, bool)> {
-        if let Some(at) = self
-            .tags
-            .iter()
-            .position(|t| t.owner == owner && t.kind == kind)
+    /// Takes `ticket`'s own state of `kind` if it waits in its slot (context
+    /// intact); else, when the shelf is full, the state idle longest,
+    /// whatever its kind (one of another kind is freed, and a new one made);
+    /// else nothing (make a new one, leaving the others' contexts alone).
+    fn take(&mut self, ticket: &Ticket, kind: (u32, u8), capacity: usize) -> Option<(T, bool)> {
+        let at = ticket.slot;
+        if let Some(Some(tag)) = self.tags.get(at)
+            && tag.owner == ticket.owner
+            && tag.kind == kind
         {
-            return Some((self.remove(at).0, true));
+            return self.remove(at).map(|(state, _)| (state, true));
         }
         if self.len() < capacity {
             return None;
         }
-        let (state, tag) = self.remove(self.oldest()?);
+        let (state, tag) = self.remove(self.oldest()?)?;
         (tag.kind == kind).then_some((state, false))
     }
 
     /// Keeps a state given back, freeing the one idle longest if the shelf
-    /// is full.
-    fn put(&mut self, state: T, owner: u64, kind: (u32, u8), capacity: usize) {
+    /// is full, in the ticket's slot if it is free, else in a hole; and
+    /// notes the slot in the ticket.
+    fn put(&mut self, state: T, ticket: &mut Ticket, kind: (u32, u8), capacity: usize) {
         if self.len() >= capacity.max(1)
             && let Some(at) = self.oldest()
         {
             self.remove(at);
         }
+        let at = match self.tags.get(ticket.slot) {
+            Some(None) => ticket.slot,
+            _ => match self.tags.iter().position(Option::is_none) {
+                Some(hole) => hole,
+                None => {
+                    self.tags.push(None);
+                    self.states.push(None);
+                    self.tags.len() - 1
+                }
+            },
+        };
         self.clock += 1;
         let stamp = self.clock;
-        self.tags.push(Tag { owner, kind, stamp });
-        self.states.push(state);
+        self.tags[at] = Some(Tag {
+            owner: ticket.owner,
+            kind,
+            stamp,
+        });
+        self.states[at] = Some(state);
+        self.held += 1;
+        ticket.slot = at;
     }
 }
 
@@ -291,55 +332,59 @@ impl CodecPool {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A number for a new borrower, which its states are kept under.
-    pub(crate) fn owner(&self) -> u64 {
-        self.inner.next_owner.fetch_add(1, Ordering::Relaxed)
+    /// A claim for a new borrower, which its states are kept under: one
+    /// per direction of a connection.
+    pub(crate) fn ticket(&self) -> Ticket {
+        Ticket {
+            owner: self.inner.next_owner.fetch_add(1, Ordering::Relaxed),
+            slot: usize::MAX,
+        }
     }
 
     /// A compressor at `level` with a window of `window_bits`, and whether
-    /// it still holds `owner`'s context (else restart it).
+    /// it still holds `ticket`'s context (else restart it).
     pub(crate) fn take_compressor(
         &self,
         level: u32,
         window_bits: u8,
-        owner: u64,
-    ) -> (Compressor, bool) {
+        ticket: &Ticket,
+    ) -> (Box<Compressor>, bool) {
         let kind = (level, window_bits);
         let capacity = self.inner.compressors;
-        let found = self.idle().compressors.take(owner, kind, capacity);
-        found.unwrap_or_else(|| (Compressor::new(level, window_bits, false), false))
+        let found = self.idle().compressors.take(ticket, kind, capacity);
+        found.unwrap_or_else(|| (Box::new(Compressor::new(level, window_bits, false)), false))
     }
 
     /// Gives back a compressor taken with these `level` and `window_bits`,
-    /// holding `owner`'s context.
+    /// holding `ticket`'s context.
     pub(crate) fn put_compressor(
         &self,
         level: u32,
         window_bits: u8,
-        owner: u64,
-        compressor: Compressor,
+        ticket: &mut Ticket,
+        compressor: Box<Compressor>,
     ) {
         let kind = (level, window_bits);
         let capacity = self.inner.compressors;
         self.idle()
             .compressors
-            .put(compressor, owner, kind, capacity);
+            .put(compressor, ticket, kind, capacity);
     }
 
     /// A decompressor (its window takes any peer's), and whether it still
-    /// holds `owner`'s context (else restart it).
-    pub(crate) fn take_decompressor(&self, owner: u64) -> (Decompressor, bool) {
+    /// holds `ticket`'s context (else restart it).
+    pub(crate) fn take_decompressor(&self, ticket: &Ticket) -> (Box<Decompressor>, bool) {
         let capacity = self.inner.decompressors;
-        let found = self.idle().decompressors.take(owner, (0, 0), capacity);
-        found.unwrap_or_else(|| (Decompressor::new(15, false), false))
+        let found = self.idle().decompressors.take(ticket, (0, 0), capacity);
+        found.unwrap_or_else(|| (Box::new(Decompressor::new(15, false)), false))
     }
 
-    /// Gives back a decompressor holding `owner`'s context.
-    pub(crate) fn put_decompressor(&self, owner: u64, decompressor: Decompressor) {
+    /// Gives back a decompressor holding `ticket`'s context.
+    pub(crate) fn put_decompressor(&self, ticket: &mut Ticket, decompressor: Box<Decompressor>) {
         let capacity = self.inner.decompressors;
         self.idle()
             .decompressors
-            .put(decompressor, owner, (0, 0), capacity);
+            .put(decompressor, ticket, (0, 0), capacity);
     }
 
     /// How many states wait idle: (compressors, decompressors).
@@ -370,51 +415,88 @@ impl core::fmt::Debug for CodecPool {
 
 #[cfg(test)]
 mod tests {
-    use super::Shelf;
+    use super::{Shelf, Ticket};
 
     const K: (u32, u8) = (6, 15);
 
-    /// A shelf holding states named after their owners, given back in order.
-    fn shelf(owners: &[u64], capacity: usize) -> Shelf<u64> {
-        let mut shelf = Shelf::default();
-        for &o in owners {
-            shelf.put(o, o, K, capacity);
+    fn ticket(owner: u64) -> Ticket {
+        Ticket {
+            owner,
+            slot: usize::MAX,
         }
-        shelf
+    }
+
+    /// A shelf holding states named after their owners, given back in
+    /// order, and the owners' tickets.
+    fn shelf(owners: &[u64], capacity: usize) -> (Shelf<u64>, Vec<Ticket>) {
+        let mut shelf = Shelf::default();
+        let mut tickets = Vec::new();
+        for &o in owners {
+            let mut t = ticket(o);
+            shelf.put(o, &mut t, K, capacity);
+            tickets.push(t);
+        }
+        (shelf, tickets)
+    }
+
+    fn held(s: &Shelf<u64>) -> Vec<u64> {
+        let mut left: Vec<u64> = s.states.iter().flatten().copied().collect();
+        left.sort();
+        left
     }
 
     #[test]
-    fn an_owner_gets_its_own_state_back_wherever_it_lies() {
-        let mut s = shelf(&[1, 2, 3, 4], 8);
-        assert_eq!(s.take(2, K, 8), Some((2, true)));
-        assert_eq!(s.take(4, K, 8), Some((4, true)));
+    fn an_owner_gets_its_own_state_back_from_its_slot() {
+        let (mut s, mut t) = shelf(&[1, 2, 3, 4], 8);
+        assert_eq!(s.take(&t[1], K, 8), Some((2, true)));
+        assert_eq!(s.take(&t[3], K, 8), Some((4, true)));
         // Not full: another's context is left alone.
-        assert_eq!(s.take(9, K, 8), None);
+        assert_eq!(s.take(&ticket(9), K, 8), None);
         assert_eq!(s.len(), 2);
+        // Given back, each goes where it lay: the slots keep their places.
+        let (slot2, slot4) = (t[1].slot, t[3].slot);
+        s.put(4, &mut t[3], K, 8);
+        s.put(2, &mut t[1], K, 8);
+        assert_eq!((t[1].slot, t[3].slot), (slot2, slot4));
+        assert_eq!(s.take(&t[3], K, 8), Some((4, true)));
+    }
+
+    #[test]
+    fn a_slot_taken_by_another_sends_its_owner_elsewhere() {
+        let (mut s, mut t) = shelf(&[1, 2], 8);
+        assert_eq!(s.take(&t[0], K, 8), Some((1, true)));
+        // A newcomer fills the hole that 1 left while it inflates.
+        let mut newcomer = ticket(7);
+        s.put(7, &mut newcomer, K, 8);
+        assert_eq!(newcomer.slot, t[0].slot);
+        s.put(1, &mut t[0], K, 8);
+        assert_ne!(t[0].slot, newcomer.slot);
+        assert_eq!(s.take(&t[0], K, 8), Some((1, true)));
+        assert_eq!(s.take(&newcomer, K, 8), Some((7, true)));
+        // Never more slots than states at once.
+        assert_eq!(s.tags.len(), 3);
     }
 
     #[test]
     fn a_full_shelf_gives_out_and_evicts_the_state_idle_longest() {
-        // Taking from the middle reorders the lists (swap_remove): the
-        // order of idleness must survive it.
-        let mut s = shelf(&[1, 2, 3, 4], 4);
-        assert_eq!(s.take(1, K, 4), Some((1, true)));
-        s.put(1, 1, K, 4);
+        let (mut s, mut t) = shelf(&[1, 2, 3, 4], 4);
+        assert_eq!(s.take(&t[0], K, 4), Some((1, true)));
+        s.put(1, &mut t[0], K, 4);
         // Now 2 has been idle longest, then 3, 4, 1.
-        assert_eq!(s.take(9, K, 4), Some((2, false)));
-        s.put(5, 5, K, 4);
-        s.put(6, 6, K, 4); // full: 3 goes
+        assert_eq!(s.take(&ticket(9), K, 4), Some((2, false)));
+        s.put(5, &mut ticket(5), K, 4);
+        s.put(6, &mut ticket(6), K, 4); // full: 3 goes
         assert_eq!(s.len(), 4);
-        assert_eq!(s.take(3, K, 4).map(|(_, own)| own), Some(false));
-        let mut left: Vec<u64> = s.states.clone();
-        left.sort();
-        assert_eq!(left, [1, 5, 6]);
+        assert_eq!(s.tags.len(), 4);
+        // 3's slot now holds another's state: 3 gets the oldest, not its own.
+        assert_eq!(s.take(&t[2], K, 4).map(|(_, own)| own), Some(false));
+        assert_eq!(held(&s), [1, 5, 6]);
     }
 
     #[test]
     fn a_state_of_another_kind_is_freed_not_given_out() {
-        let mut s = shelf(&[1], 1);
-        assert_eq!(s.take(1, (9, 15), 1), None);
+        let (mut s, t) = shelf(&[1], 1);
+        assert_eq!(s.take(&t[0], (9, 15), 1), None);
         assert_eq!(s.len(), 0);
     }
 }

@@ -71,6 +71,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 pub use codec::{Compressor, DEFAULT_MEM_LEVEL, Decompressor, InflateError, Inflated};
+pub(crate) use memory::Ticket;
 pub use memory::{CodecPool, DEFAULT_SHARED_WINDOW_BITS, Memory};
 
 use crate::frame::Role;
