@@ -223,10 +223,8 @@ impl Decompressor {
             // the bound holds however large the buffer was before. The
             // slice is zeroed first, so it starts near what the input may
             // give (four times it, 512 B to 4 KiB), not at the buffer's spare
-            // capacity: a 20-byte message zeroes 512 bytes, not kilobytes.
-            // Not less: zlib inflates with its fast loop only while 260
-            // bytes of output are free (`INFLATE_FAST_MIN_LEFT`), and 256
-            // kept every small message in the slow one.
+            // capacity: a 20-byte message zeroes 512 bytes, not kilobytes
+            // (not less: see `FAST_ROOM`).
             let len = out.len();
             let guess = src.len().saturating_mul(4).clamp(FAST_ROOM, 4096);
             let chunk = room.min((len - start).max(guess));

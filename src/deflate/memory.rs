@@ -230,9 +230,9 @@ impl<T> Shelf<T> {
 
     /// Where the state idle longest is.
     fn oldest(&self) -> Option<usize> {
-        (0..self.tags.len())
-            .filter(|&i| self.tags[i].is_some())
-            .min_by_key(|&i| self.tags[i].map_or(u64::MAX, |t| t.stamp))
+        let stamps = self.tags.iter().enumerate();
+        let held = stamps.filter_map(|(i, tag)| Some((i, tag.as_ref()?.stamp)));
+        held.min_by_key(|&(_, stamp)| stamp).map(|(i, _)| i)
     }
 
     /// Takes `ticket`'s own state of `kind` if it waits in its slot (context
