@@ -3,28 +3,12 @@
 //! inflated), by the connection that received it; its vectored form; and
 //! the error when there is nothing to send on.
 
+mod common;
+
+use common::{handshake_pair, plain};
 use proptest::prelude::*;
-use wsmachine::handshake::{Accept, ClientRequest};
-use wsmachine::testing::Pair;
 use wsmachine::{Compress, Config, Connection, Error, Event, MessageKind, OwnedEvent, UsageError};
 
-fn plain() -> Config {
-    let mut config = Config::default();
-    #[cfg(feature = "deflate")]
-    {
-        config.deflate = None;
-    }
-    config
-}
-
-/// A pair through the opening handshake, which negotiates permessage-deflate
-/// when the configs have it.
-fn pair(client: Config, server: Config) -> Pair {
-    let request = ClientRequest::new("ws://localhost/").unwrap();
-    Pair::handshake(&request, client, server, Accept::new()).unwrap()
-}
-
-/// Moves everything `from` has queued into `to`.
 fn carry(from: &mut Connection, to: &mut Connection) -> usize {
     let mut wire = Vec::new();
     from.drain_transmit(&mut wire);
@@ -50,7 +34,7 @@ fn echo_all(server: &mut Connection) -> usize {
 
 #[test]
 fn a_message_received_in_place_goes_back_as_it_came() {
-    let mut p = pair(plain(), plain());
+    let mut p = handshake_pair(plain(), plain());
     p.client.send_text("hello in place").unwrap();
     p.client.send_binary(&[0, 1, 2, 255]).unwrap();
     carry(&mut p.client, &mut p.server);
@@ -72,7 +56,7 @@ fn a_message_received_in_place_goes_back_as_it_came() {
 
 #[test]
 fn a_fragmented_message_goes_back_whole() {
-    let mut p = pair(plain(), plain());
+    let mut p = handshake_pair(plain(), plain());
     p.client
         .send_fragment(MessageKind::Text, "frag".as_bytes(), false)
         .unwrap();
@@ -95,7 +79,7 @@ fn a_fragmented_message_goes_back_whole() {
 #[cfg(feature = "deflate")]
 #[test]
 fn a_compressed_message_goes_back_compressed_and_intact() {
-    let mut p = pair(Config::default(), Config::default());
+    let mut p = handshake_pair(Config::default(), Config::default());
     assert!(p.server.negotiated().extensions.is_some());
     let text = "{\"price\":42,\"tags\":[\"a\",\"b\"]},".repeat(100);
     p.client.send_text(&text).unwrap();
@@ -115,7 +99,7 @@ fn nothing_to_send_on_is_a_usage_error_and_queues_nothing() {
             "{r:?}"
         );
     };
-    let mut p = pair(plain(), plain());
+    let mut p = handshake_pair(plain(), plain());
     // Before anything was received.
     no_message(p.server.send_received(Compress::Auto));
     // After a ping: not a message.
@@ -138,7 +122,7 @@ fn nothing_to_send_on_is_a_usage_error_and_queues_nothing() {
 
 #[test]
 fn the_vectored_form_hands_out_the_received_bytes_in_place() {
-    let mut p = pair(plain(), plain());
+    let mut p = handshake_pair(plain(), plain());
     let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
     p.client.send_binary(&data).unwrap();
     carry(&mut p.client, &mut p.server);
@@ -174,7 +158,7 @@ proptest! {
         deflate in any::<bool>(),
     ) {
         let config = || if deflate { Config::default() } else { plain() };
-        let mut p = pair(config(), config());
+        let mut p = handshake_pair(config(), config());
         let mut expected = Vec::new();
         for (text, bytes, pieces) in &messages {
             let (kind, bytes) = if *text {

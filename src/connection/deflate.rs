@@ -11,6 +11,7 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
+use super::prepared::PreparedMessage;
 use super::recv::{Disposition, Ready, Source};
 use super::{Connection, Core};
 use crate::config::{Config, MessageMode};
@@ -90,6 +91,14 @@ impl DeflateState {
     /// Heap bytes of the buffers (the zlib states are documented apart).
     pub fn memory_usage(&self) -> usize {
         self.pmd.as_ref().map_or(0, |pmd| pmd.memory_usage())
+    }
+
+    /// The compressed bytes of `message` to send as they are, if it has
+    /// some and the agreement allows a message compressed without context
+    /// now; the connection's context then goes on as if it had compressed
+    /// `message` itself.
+    pub fn take_prepared<'m>(&mut self, message: &'m PreparedMessage) -> Option<&'m [u8]> {
+        self.pmd.as_mut()?.take_prepared(message)
     }
 }
 
@@ -207,6 +216,10 @@ mod enabled {
         received: History,
         /// Compressed output, encoded into a frame from here.
         scratch: Vec<u8>,
+        /// A prepared message went out since our pooled compressor last
+        /// ran: whatever context it kept is behind the peer's, so it starts
+        /// again from `sent`.
+        sent_prepared: bool,
     }
 
     /// A pool, and this connection's claims on it, one per direction.
@@ -304,6 +317,7 @@ mod enabled {
                 sent: History::default(),
                 received: History::default(),
                 scratch: Vec::new(),
+                sent_prepared: false,
             }
         }
 
@@ -322,9 +336,10 @@ mod enabled {
                 (slot @ None, Some(b)) => {
                     let (mut compressor, intact) =
                         b.pool.take_compressor(self.level, bits, &b.sending);
-                    if !(takeover && intact) {
+                    if !(takeover && intact && !self.sent_prepared) {
                         compressor.restart(if takeover { self.sent.in_order() } else { &[] });
                     }
+                    self.sent_prepared = false;
                     slot.insert(compressor)
                 }
                 (slot @ None, None) => slot.insert(Box::new(Compressor::with_mem_level(
@@ -344,6 +359,31 @@ mod enabled {
                 self.message_sent();
             }
             out
+        }
+
+        /// The compressed bytes of `message` to send as they are: where it
+        /// has them for a window no larger than the agreed one, and no
+        /// context of ours is lost by sending a message compressed without
+        /// one. That is so without context takeover, and with it when our
+        /// next compressor starts from the bytes sent: a pooled one (from
+        /// `sent`) or a dedicated one not made yet (from nothing; the peer's
+        /// window then holds more than it needs). Every message ends on a
+        /// byte boundary after a sync flush (RFC 7692 §7.2.1), so the
+        /// prepared blocks continue the peer's stream.
+        pub fn take_prepared<'m>(&mut self, message: &'m PreparedMessage) -> Option<&'m [u8]> {
+            let bytes = message.deflated_for(self.agreement.own_window_bits)?;
+            let takeover = !self.agreement.own_no_context_takeover;
+            if takeover {
+                if self.compressor.is_some() {
+                    return None;
+                }
+                if self.pool.is_some() {
+                    self.sent
+                        .remember(message.data(), 1 << self.own_window_bits);
+                    self.sent_prepared = true;
+                }
+            }
+            Some(bytes)
         }
 
         /// The message being sent is done: a borrowed compressor goes back,
@@ -507,6 +547,9 @@ impl Pmd {
         match *self {}
     }
     pub fn memory_usage(&self) -> usize {
+        match *self {}
+    }
+    pub fn take_prepared<'m>(&mut self, _: &'m PreparedMessage) -> Option<&'m [u8]> {
         match *self {}
     }
 }

@@ -247,7 +247,7 @@ impl Core {
 
     /// Checks that a message of `len` bytes may be sent now and counts it for
     /// the idle timer; returns whether it is to be compressed.
-    fn begin_message(&mut self, len: usize, compress: Compress) -> Result<bool, Error> {
+    pub(super) fn begin_message(&mut self, len: usize, compress: Compress) -> Result<bool, Error> {
         self.check_open()?;
         if self.send.message.is_some() {
             return Err(UsageError::FragmentInProgress.into());

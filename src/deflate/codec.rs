@@ -37,6 +37,8 @@ fn zlib_window(bits: u8) -> u8 {
 pub struct Compressor {
     inner: Deflate,
     no_context_takeover: bool,
+    /// The window asked for (8–15), which the output is valid for.
+    window_bits: u8,
 }
 
 /// zlib's default `memLevel`: 8.
@@ -70,7 +72,14 @@ impl Compressor {
         Self {
             inner: Deflate::new_with_config(config),
             no_context_takeover,
+            window_bits: window_bits.clamp(8, 15),
         }
+    }
+
+    /// The LZ77 window it compresses for, in bits (8–15): a peer inflating
+    /// with a window at least this large can inflate its output.
+    pub fn window_bits(&self) -> u8 {
+        self.window_bits
     }
 
     /// Compresses `data`, the next fragment of a message, appending the

@@ -142,6 +142,29 @@ pub fn sent_close(wire: &[u8]) -> Option<(u16, String)> {
     }
 }
 
+/// The default config without permessage-deflate.
+pub fn plain() -> Config {
+    let mut config = Config::default();
+    #[cfg(feature = "deflate")]
+    {
+        config.deflate = None;
+    }
+    config
+}
+
+/// A pair through the opening handshake, which negotiates permessage-deflate
+/// when the configs have it.
+pub fn handshake_pair(client: Config, server: Config) -> wsmachine::testing::Pair {
+    let request = wsmachine::handshake::ClientRequest::new("ws://localhost/").unwrap();
+    wsmachine::testing::Pair::handshake(
+        &request,
+        client,
+        server,
+        wsmachine::handshake::Accept::new(),
+    )
+    .unwrap()
+}
+
 /// A server connection whose default config is adjusted by `adjust`.
 pub fn server_with(adjust: impl FnOnce(&mut Config)) -> Connection {
     let mut config = Config::default();
