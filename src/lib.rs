@@ -372,8 +372,8 @@ mod utf8;
 pub use close::{CloseCode, CloseFrame, MAX_REASON_LEN};
 pub use config::{Config, MessageMode};
 pub use connection::{
-    CloseInfo, Compress, Connection, Driver, Event, Fragment, Goal, Initiator, OwnedEvent,
-    PreparedMessage, Step, Transmit,
+    BroadcastReport, CloseInfo, Compress, Connection, Delivery, Driver, Event, Fragment, Goal,
+    Initiator, Lagging, OwnedEvent, PreparedMessage, Step, Transmit,
 };
 pub use entropy::{Entropy, SeededEntropy};
 pub use error::{Error, ProtocolError, Timeout, UsageError};

@@ -330,3 +330,117 @@ mod deflate {
         );
     }
 }
+
+mod broadcast {
+    use super::*;
+    use wsmachine::{CloseCode, Delivery, Lagging};
+
+    fn room(n: usize, max_send_buffer: usize) -> Vec<Pair> {
+        (0..n)
+            .map(|_| {
+                let mut config = plain();
+                config.max_send_buffer = max_send_buffer;
+                Pair::open(plain(), config)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_slow_reader_is_skipped_and_counted_while_the_others_get_everything() {
+        let mut room = room(4, 2_000);
+        let mut slow_got = Vec::new();
+        for i in 0..40 {
+            let update = PreparedMessage::text(&format!("update {i:03} {}", "x".repeat(300)));
+            let mut servers: Vec<&mut Connection> =
+                room.iter_mut().map(|p| &mut p.server).collect();
+            let report = update.broadcast(servers.drain(..), Lagging::Skip);
+            assert_eq!(report.sent + report.skipped, 4, "round {i}");
+            if i % 10 == 0 && i > 0 {
+                // It read everything last round: this one went out to it.
+                assert_eq!(
+                    room[3].server.broadcast_skips(),
+                    0,
+                    "reset once it took one"
+                );
+            } else if i % 10 >= 6 {
+                assert!(room[3].server.broadcast_skips() > 0);
+            }
+            // Three read everything at once; the slow one reads every tenth round.
+            for (k, p) in room.iter_mut().enumerate() {
+                if k < 3 || i % 10 == 9 {
+                    carry(&mut p.server, &mut p.client);
+                }
+            }
+            if i % 10 == 9 {
+                slow_got.extend(events(&mut room[3].client));
+            }
+        }
+        for p in &mut room[..3] {
+            let got = events(&mut p.client);
+            assert_eq!(got.len(), 40);
+        }
+        // The slow one got the messages that fit, in order, and no others.
+        assert!(
+            slow_got.len() < 40 && slow_got.len() >= 4 * 5,
+            "{}",
+            slow_got.len()
+        );
+        let numbers: Vec<u32> = slow_got
+            .iter()
+            .map(|e| match e {
+                OwnedEvent::Text(t) => t[7..10].parse().unwrap(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert!(numbers.windows(2).all(|w| w[0] < w[1]), "{numbers:?}");
+    }
+
+    #[test]
+    fn past_the_bound_a_lagging_connection_is_closed_with_the_policys_code() {
+        let mut p = room(1, 1_000).pop().unwrap();
+        let policy = Lagging::Close {
+            after: 3,
+            code: CloseCode::TRY_AGAIN_LATER,
+        };
+        let update = PreparedMessage::binary(&[5; 600]);
+        let deliveries: Vec<Delivery> = (0..6)
+            .map(|_| p.server.broadcast_prepared(&update, policy))
+            .collect();
+        assert_eq!(
+            deliveries,
+            [
+                Delivery::Sent,
+                Delivery::Skipped(1),
+                Delivery::Skipped(2),
+                Delivery::Closed,
+                Delivery::NotOpen,
+                Delivery::NotOpen
+            ]
+        );
+        // The peer reads what was queued, then the close with 1013.
+        carry(&mut p.server, &mut p.client);
+        let got = events(&mut p.client);
+        assert_eq!(got[0], OwnedEvent::Binary(vec![5; 600]));
+        assert!(
+            got.iter().any(|e| matches!(e, OwnedEvent::Closed(info) if info.code() == CloseCode::TRY_AGAIN_LATER)),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn a_connection_inside_its_own_fragmented_message_skips_and_others_do_not_wait() {
+        let mut room = room(2, 1 << 20);
+        room[0]
+            .server
+            .send_fragment(MessageKind::Text, b"part", false)
+            .unwrap();
+        let update = PreparedMessage::text("news");
+        let servers = room.iter_mut().map(|p| &mut p.server);
+        let report = update.broadcast(servers, Lagging::Skip);
+        assert_eq!((report.sent, report.skipped), (1, 1));
+        assert_eq!(room[0].server.broadcast_skips(), 1);
+        let p = &mut room[1];
+        carry(&mut p.server, &mut p.client);
+        assert_eq!(events(&mut p.client), [OwnedEvent::Text("news".into())]);
+    }
+}

@@ -40,7 +40,7 @@ use deflate::DeflateState;
 pub use driver::{Driver, Goal, Step};
 pub use event::{CloseInfo, Event, Fragment, Initiator, OwnedEvent};
 use opening::Opening;
-pub use prepared::PreparedMessage;
+pub use prepared::{BroadcastReport, Delivery, Lagging, PreparedMessage};
 use recv::Receiving;
 use send::Sending;
 use timers::Timers;

@@ -9,6 +9,7 @@ use alloc::sync::Arc;
 use core::fmt;
 
 use super::{Compress, Connection, Transmit};
+use crate::close::CloseCode;
 use crate::error::{Error, UsageError};
 use crate::frame::FrameHeader;
 use crate::message::MessageKind;
@@ -255,5 +256,144 @@ impl Connection {
         }
         core.queue_data(message.kind().opcode(), true, true, data);
         Ok(None)
+    }
+}
+
+/// What a broadcast does with a connection that cannot take its message now:
+/// its send buffer past [`Config::max_send_buffer`](crate::Config::max_send_buffer)
+/// (a slow reader), or a fragmented message of its own half sent. A
+/// broadcast never waits for such a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Lagging {
+    /// Skip the message for it, and count the skip
+    /// ([`Connection::broadcast_skips`]).
+    Skip,
+    /// Skip it, and once `after` messages in a row were skipped, close the
+    /// connection with `code`: 1008 ([`CloseCode::POLICY_VIOLATION`]) or
+    /// 1013 ([`CloseCode::TRY_AGAIN_LATER`]) tell the peer why. The close
+    /// handshake's timeout ends a peer that reads nothing at all.
+    Close {
+        /// The skips in a row that close the connection (at least 1).
+        after: u32,
+        /// The close code sent.
+        code: CloseCode,
+    },
+}
+
+/// What a broadcast did with one connection
+/// ([`Connection::broadcast_prepared`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Delivery {
+    /// The message is queued.
+    Sent,
+    /// Skipped, lagging: the skips in a row so far, this one included.
+    Skipped(u32),
+    /// Lagging once too often: closed now, with the policy's code.
+    Closed,
+    /// Not open (its handshake not done, or closing or closed): skipped,
+    /// not counted.
+    NotOpen,
+}
+
+/// What a broadcast did with each of its connections, counted
+/// ([`PreparedMessage::broadcast`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BroadcastReport {
+    /// Connections the message was queued on.
+    pub sent: usize,
+    /// Connections that skipped it, lagging.
+    pub skipped: usize,
+    /// Connections closed for lagging by this broadcast.
+    pub closed: usize,
+    /// Connections not open, left alone.
+    pub not_open: usize,
+}
+
+impl Connection {
+    /// Command, for a broadcast: sends `message` as
+    /// [`send_prepared`](Self::send_prepared) does if the connection can take
+    /// it now, else applies `lagging` to it. Never fails: what happened is
+    /// the [`Delivery`]. A message sent resets the count of skips.
+    ///
+    /// ```
+    /// use wsmachine::{CloseCode, Config, Connection, Delivery, Lagging, PreparedMessage};
+    /// let mut config = Config::default();
+    /// config.max_send_buffer = 64;
+    /// let mut slow = Connection::open_server(config);
+    /// let update = PreparedMessage::binary(&[0; 40]);
+    /// let policy = Lagging::Close { after: 2, code: CloseCode::TRY_AGAIN_LATER };
+    /// assert_eq!(slow.broadcast_prepared(&update, policy), Delivery::Sent);
+    /// // The peer reads nothing: the queue stays past the mark.
+    /// assert_eq!(slow.broadcast_prepared(&update, policy), Delivery::Skipped(1));
+    /// assert_eq!(slow.broadcast_prepared(&update, policy), Delivery::Closed);
+    /// assert_eq!(slow.broadcast_prepared(&update, policy), Delivery::NotOpen);
+    /// ```
+    pub fn broadcast_prepared(&mut self, message: &PreparedMessage, lagging: Lagging) -> Delivery {
+        if !self.is_open() {
+            return Delivery::NotOpen;
+        }
+        match self.send_prepared(message) {
+            Ok(()) => {
+                self.core.send.broadcast_skips = 0;
+                return Delivery::Sent;
+            }
+            Err(Error::Usage(
+                UsageError::SendBufferFull { .. } | UsageError::FragmentInProgress,
+            )) => {}
+            // Open, valid and not lagging: nothing else refuses a message.
+            Err(_) => return Delivery::NotOpen,
+        }
+        let skips = self.core.send.broadcast_skips.saturating_add(1);
+        self.core.send.broadcast_skips = skips;
+        match lagging {
+            Lagging::Close { after, code } if skips >= after.max(1) => {
+                match self.close(code, "lagging behind") {
+                    Ok(()) => Delivery::Closed,
+                    Err(_) => Delivery::NotOpen,
+                }
+            }
+            _ => Delivery::Skipped(skips),
+        }
+    }
+
+    /// Broadcast messages skipped in a row for this connection
+    /// ([`broadcast_prepared`](Self::broadcast_prepared)), 0 since one was sent.
+    pub fn broadcast_skips(&self) -> u32 {
+        self.core.send.broadcast_skips
+    }
+}
+
+impl PreparedMessage {
+    /// Sends this message on every connection of `connections` that can take
+    /// it now, applying `lagging` to those that cannot, and counts what
+    /// happened ([`Connection::broadcast_prepared`] says it per connection).
+    /// It only queues: the caller's write loop sends each connection's bytes
+    /// as usual, and no connection waits for another.
+    ///
+    /// ```
+    /// use wsmachine::{Config, Connection, Lagging, PreparedMessage};
+    /// let mut room: Vec<Connection> = (0..3).map(|_| Connection::open_server(Config::default())).collect();
+    /// room[2].close(wsmachine::CloseCode::GOING_AWAY, "").unwrap();
+    /// let report = PreparedMessage::text("hello, room").broadcast(&mut room, Lagging::Skip);
+    /// assert_eq!((report.sent, report.not_open), (2, 1));
+    /// ```
+    pub fn broadcast<'c>(
+        &self,
+        connections: impl IntoIterator<Item = &'c mut Connection>,
+        lagging: Lagging,
+    ) -> BroadcastReport {
+        let mut report = BroadcastReport::default();
+        for conn in connections {
+            match conn.broadcast_prepared(self, lagging) {
+                Delivery::Sent => report.sent += 1,
+                Delivery::Skipped(_) => report.skipped += 1,
+                Delivery::Closed => report.closed += 1,
+                Delivery::NotOpen => report.not_open += 1,
+            }
+        }
+        report
     }
 }

@@ -18,6 +18,8 @@ pub(super) struct Sending {
     utf8: Utf8Validator,
     /// It is compressed.
     pub compressed: bool,
+    /// Broadcast messages skipped in a row for want of room.
+    pub broadcast_skips: u32,
 }
 
 impl Connection {
