@@ -78,6 +78,9 @@ enum Data<'a> {
     /// A received message: its text was validated on the way in.
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     Received(crate::MessageKind, &'a [u8]),
+    /// A prepared message: plain and perhaps compressed once, for many
+    /// connections.
+    Prepared(&'a crate::PreparedMessage),
 }
 
 impl<'a> Data<'a> {
@@ -90,6 +93,27 @@ impl<'a> Data<'a> {
             Data::Text(text) => (crate::MessageKind::Text, text.as_bytes()),
             Data::Binary(data) => (crate::MessageKind::Binary, data),
             Data::Received(kind, data) => (kind, data),
+            Data::Prepared(message) => (message.kind(), message.data()),
+        }
+    }
+
+    /// Queues it on the driver's connection for a vectored write: the
+    /// [`Transmit`](crate::Transmit) hands out the frame header and the
+    /// payload where it lies, or the transmit buffer where the connection
+    /// made new bytes (masked, compressed).
+    fn send_vectored<'d>(
+        self,
+        driver: &'d mut crate::Driver,
+    ) -> Result<crate::Transmit<'d>, crate::Error>
+    where
+        'a: 'd,
+    {
+        match self {
+            Data::Prepared(message) => driver.send_prepared_vectored(message),
+            data => {
+                let (kind, bytes) = data.parts();
+                driver.send_vectored_valid(kind, bytes)
+            }
         }
     }
 
@@ -99,6 +123,7 @@ impl<'a> Data<'a> {
             Data::Text(text) => conn.send_text(text),
             Data::Binary(data) => conn.send_binary(data),
             Data::Received(kind, data) => conn.send_valid(kind, data),
+            Data::Prepared(message) => conn.send_prepared(message),
         }
     }
 }

@@ -292,6 +292,17 @@ impl Driver {
         self.conn.send_received_vectored()
     }
 
+    /// [`Connection::send_prepared_vectored`], the bytes written outside
+    /// the driver, so the transport is flushed after them.
+    #[cfg_attr(not(any(feature = "tokio", feature = "blocking")), allow(dead_code))]
+    pub(crate) fn send_prepared_vectored<'a>(
+        &'a mut self,
+        message: &'a crate::PreparedMessage,
+    ) -> Result<Transmit<'a>, Error> {
+        self.unflushed = true;
+        self.conn.send_prepared_vectored(message)
+    }
+
     /// The connection.
     pub fn connection(&self) -> &Connection {
         &self.conn

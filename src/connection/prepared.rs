@@ -312,6 +312,18 @@ pub struct BroadcastReport {
     pub not_open: usize,
 }
 
+impl BroadcastReport {
+    /// Counts one connection's delivery.
+    pub(crate) fn count(&mut self, delivery: Delivery) {
+        match delivery {
+            Delivery::Sent => self.sent += 1,
+            Delivery::Skipped(_) => self.skipped += 1,
+            Delivery::Closed => self.closed += 1,
+            Delivery::NotOpen => self.not_open += 1,
+        }
+    }
+}
+
 impl Connection {
     /// Command, for a broadcast: sends `message` as
     /// [`send_prepared`](Self::send_prepared) does if the connection can take
@@ -387,12 +399,7 @@ impl PreparedMessage {
     ) -> BroadcastReport {
         let mut report = BroadcastReport::default();
         for conn in connections {
-            match conn.broadcast_prepared(self, lagging) {
-                Delivery::Sent => report.sent += 1,
-                Delivery::Skipped(_) => report.skipped += 1,
-                Delivery::Closed => report.closed += 1,
-                Delivery::NotOpen => report.not_open += 1,
-            }
+            report.count(conn.broadcast_prepared(self, lagging));
         }
         report
     }

@@ -253,6 +253,14 @@ impl<S: Read + Write + ReadTimeout> WebSocket<S> {
         self.send(Data::Binary(data))
     }
 
+    /// Sends a [`PreparedMessage`](crate::PreparedMessage): framed, and
+    /// compressed where this connection's agreement allows it, once for
+    /// every connection that sends it. From 8 KiB on, a server writes the
+    /// prepared bytes where they lie (vectored), without copying them.
+    pub fn send_prepared(&mut self, message: &crate::PreparedMessage) -> Result<(), Error> {
+        self.send(Data::Prepared(message))
+    }
+
     /// A large message goes out with vectored writes, without a copy into the
     /// connection ([`Connection::send_vectored`]).
     fn send(&mut self, data: Data<'_>) -> Result<(), Error> {
@@ -261,11 +269,7 @@ impl<S: Read + Write + ReadTimeout> WebSocket<S> {
             data.send(self.driver.connection_mut())?;
             return self.flush();
         }
-        let (kind, bytes) = data.parts();
-        write_transmit(
-            &mut self.stream,
-            self.driver.send_vectored_valid(kind, bytes)?,
-        )?;
+        write_transmit(&mut self.stream, data.send_vectored(&mut self.driver)?)?;
         self.flush()
     }
 

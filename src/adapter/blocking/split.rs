@@ -497,8 +497,17 @@ impl<S: Write> WriteHalf<S> {
     /// A large message goes out with a vectored write straight from `data`
     /// (the frame header and what was queued before it are copied out of
     /// the connection), without the connection's lock.
+    /// Sends a [`PreparedMessage`](crate::PreparedMessage), copied into the
+    /// connection (compressed where its agreement allows it, once for every
+    /// connection that sends it).
+    pub fn send_prepared(&mut self, message: &crate::PreparedMessage) -> Result<(), Error> {
+        self.send(Data::Prepared(message))
+    }
+
     fn send(&mut self, data: Data<'_>) -> Result<(), Error> {
-        if data.len() < VECTORED_MIN {
+        // A prepared message may go out compressed: its payload is not the
+        // bytes written below, so it is copied.
+        if data.len() < VECTORED_MIN || matches!(data, Data::Prepared(_)) {
             return self.command(true, |conn| data.send(conn));
         }
         let mut held = Held::new(&self.shared);

@@ -50,7 +50,7 @@ mod split;
 mod stream;
 mod url;
 
-pub use split::{ReadHalf, ReuniteError, WriteHalf};
+pub use split::{ReadHalf, ReuniteError, WriteHalf, broadcast};
 pub use url::{MaybeTlsStream, connect};
 
 use std::future::poll_fn;
@@ -167,6 +167,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self.send(Data::Binary(data)).await
     }
 
+    /// Sends a [`PreparedMessage`](crate::PreparedMessage): framed, and
+    /// compressed where this connection's agreement allows it, once for
+    /// every connection that sends it. From 8 KiB on, a server writes the
+    /// prepared bytes where they lie (vectored), without copying them.
+    pub async fn send_prepared(&mut self, message: &crate::PreparedMessage) -> Result<(), Error> {
+        self.send(Data::Prepared(message)).await
+    }
+
     /// A large message goes out with vectored writes, without a copy into the
     /// connection, when the stream supports them ([`Connection::send_vectored`]).
     async fn send(&mut self, data: Data<'_>) -> Result<(), Error> {
@@ -176,8 +184,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             data.send(driver.connection_mut())?;
             return self.flush().await;
         }
-        let (kind, bytes) = data.parts();
-        write_vectored(stream, driver.send_vectored_valid(kind, bytes)?).await?;
+        write_vectored(stream, data.send_vectored(driver)?).await?;
         self.flush().await
     }
 

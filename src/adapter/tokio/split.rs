@@ -18,7 +18,10 @@ use ::tokio::io::{AsyncRead, AsyncWrite};
 
 use super::io::Io;
 use super::{Data, Error, WebSocket};
-use crate::{CloseCode, Connection, Event, Goal, MessageKind, OwnedEvent, Step};
+use crate::{
+    BroadcastReport, CloseCode, Connection, Delivery, Event, Goal, Lagging, MessageKind,
+    OwnedEvent, PreparedMessage, Step,
+};
 
 /// The receiving half of a split [`WebSocket`] ([`WebSocket::into_split`]).
 ///
@@ -255,6 +258,44 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
         self.send(Data::Binary(data)).await
     }
 
+    /// Sends a [`PreparedMessage`], waiting for room as every send does;
+    /// [`broadcast_prepared`](Self::broadcast_prepared) never waits.
+    pub async fn send_prepared(&mut self, message: &PreparedMessage) -> Result<(), Error> {
+        self.send(Data::Prepared(message)).await
+    }
+
+    /// For a broadcast, without waiting: queues `message` if the connection
+    /// can take it now, else applies `lagging` to it
+    /// ([`Connection::broadcast_prepared`] says how), then writes what it
+    /// can right away, as far as the stream takes it without waiting. The
+    /// rest goes out when the stream is writable again, written by whichever
+    /// half polls next (the reader, waiting in `recv`, is woken for it).
+    ///
+    /// A write that fails wakes the reader, whose `recv` returns the error;
+    /// the delivery says what the connection did with the message.
+    pub fn broadcast_prepared(&self, message: &PreparedMessage, lagging: Lagging) -> Delivery {
+        let shared = &*self.shared;
+        let mut delivery = Delivery::NotOpen;
+        if self
+            .queue(|conn| {
+                delivery = conn.broadcast_prepared(message, lagging);
+                Ok(())
+            })
+            .is_err()
+        {
+            return Delivery::NotOpen;
+        }
+        if matches!(delivery, Delivery::Sent | Delivery::Closed) {
+            let mut locked = lock(&shared.locked);
+            if let Poll::Ready(Err(_)) = locked.io.poll_flush(&shared.write_waker)
+                && let Some(reader) = locked.reader.take()
+            {
+                reader.wake();
+            }
+        }
+        delivery
+    }
+
     /// Framed whole into the connection's transmit buffer, large or not: a
     /// vectored write straight from `data` would keep the lock across awaits.
     async fn send(&mut self, data: Data<'_>) -> Result<(), Error> {
@@ -345,4 +386,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
     pub fn with_connection<R>(&self, f: impl FnOnce(&mut Connection) -> R) -> R {
         f(lock(&self.shared.locked).io.driver.connection_mut())
     }
+}
+
+/// Sends `message` on every half of `halves` that can take it now, applying
+/// `lagging` to those that cannot ([`WriteHalf::broadcast_prepared`] for
+/// each), and counts what happened. It never waits: no connection holds up
+/// another, nor the caller; each writes what its stream takes at once, and
+/// the rest when the stream is writable again.
+///
+/// ```no_run
+/// use std::collections::HashMap;
+/// use std::sync::Mutex;
+/// use tokio::net::TcpStream;
+/// use wsmachine::adapter::tokio::{WriteHalf, broadcast};
+/// use wsmachine::{CloseCode, Lagging, PreparedMessage};
+///
+/// fn tick(room: &Mutex<HashMap<u64, WriteHalf<TcpStream>>>, price: f64) {
+///     let update = PreparedMessage::text(&format!(r#"{{"price":{price}}}"#));
+///     // A subscriber 8 updates behind is closed with 1013 (try again later).
+///     let lagging = Lagging::Close { after: 8, code: CloseCode::TRY_AGAIN_LATER };
+///     let report = broadcast(&update, room.lock().unwrap().values(), lagging);
+///     println!("sent to {}, {} lagging", report.sent, report.skipped);
+/// }
+/// ```
+pub fn broadcast<'h, S: AsyncRead + AsyncWrite + Unpin + 'h>(
+    message: &PreparedMessage,
+    halves: impl IntoIterator<Item = &'h WriteHalf<S>>,
+    lagging: Lagging,
+) -> BroadcastReport {
+    let mut report = BroadcastReport::default();
+    for half in halves {
+        report.count(half.broadcast_prepared(message, lagging));
+    }
+    report
 }
