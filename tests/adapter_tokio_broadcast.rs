@@ -3,7 +3,9 @@
 //! counted) or closed by the caller's policy without holding up the rest,
 //! what a lagging peer was sent still reaches it once it reads (written by
 //! its reader half when the stream is writable again), and a prepared
-//! message sent by one WebSocket arrives intact, large or compressed.
+//! message sent by one WebSocket arrives intact, large or compressed; a
+//! large one broadcast over TCP (written vectored from the shared bytes)
+//! reaches a peer that reads at once and one that reads late, intact.
 #![cfg(feature = "tokio")]
 
 use std::time::Duration;
@@ -253,6 +255,73 @@ async fn a_large_prepared_message_arrives_intact_from_a_websocket_and_a_half() {
                 "deflate {deflate}"
             );
         }
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_broadcast_over_tcp_reaches_a_fast_and_a_late_reader_intact() {
+    timeout(LIMIT, async {
+        // A fast reader, and two late ones: plain (the vectored write from
+        // the shared bytes, cut short by a full socket) and compressed (the
+        // connection's own bytes, queued).
+        let mut writers = Vec::new();
+        let mut clients = Vec::new();
+        let mut readers = Vec::new();
+        for deflate in [false, false, true] {
+            let mut config = Config::default();
+            if !deflate {
+                config.deflate = None;
+            }
+            let (client, server) = tcp_pair(config).await;
+            let (mut reader, writer) = server.into_split();
+            readers.push(tokio::spawn(async move { reader.recv().await }));
+            writers.push(writer);
+            clients.push(client);
+        }
+        let snapshots: Vec<Vec<u8>> = (0..3u32)
+            .map(|k| {
+                (0..8 << 20)
+                    .map(|i: u32| (i.wrapping_mul(k + 7) % 251) as u8)
+                    .collect()
+            })
+            .collect();
+        let mut fast = clients.remove(0);
+        let reading = tokio::spawn(async move {
+            let mut got = Vec::new();
+            for _ in 0..3 {
+                got.push(fast.recv().await.unwrap());
+            }
+            got
+        });
+        // 8 MiB is past what the sockets buffer: a late reader's connection
+        // keeps the rest queued, and skips what finds it past the mark.
+        let mut sent_late = vec![Vec::new(); 2];
+        for (k, snapshot) in snapshots.iter().enumerate() {
+            let message = PreparedMessage::binary(snapshot);
+            assert_eq!(
+                writers[0].broadcast_prepared(&message, Lagging::Skip),
+                Delivery::Sent
+            );
+            for (late, sent) in writers[1..].iter().zip(&mut sent_late) {
+                match late.broadcast_prepared(&message, Lagging::Skip) {
+                    Delivery::Sent => sent.push(k),
+                    Delivery::Skipped(_) => {}
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let expected: Vec<OwnedEvent> = snapshots.iter().cloned().map(OwnedEvent::Binary).collect();
+        assert_eq!(reading.await.unwrap(), expected, "the fast reader");
+        for (mut late, sent) in clients.into_iter().zip(sent_late) {
+            assert_eq!(sent[0], 0, "the first always fits");
+            for k in sent {
+                assert_eq!(late.recv().await.unwrap(), expected[k], "a late reader");
+            }
+        }
+        drop(readers);
     })
     .await
     .expect("bounded");

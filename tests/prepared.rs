@@ -397,6 +397,14 @@ mod broadcast {
 
     #[test]
     fn past_the_bound_a_lagging_connection_is_closed_with_the_policys_code() {
+        // Queued, and handed out for a vectored write that writes nothing
+        // (the rest is queued as the transmit drops): the same deliveries.
+        for vectored in [false, true] {
+            lagging_closes(vectored);
+        }
+    }
+
+    fn lagging_closes(vectored: bool) {
         let mut p = room(1, 1_000).pop().unwrap();
         let policy = Lagging::Close {
             after: 3,
@@ -404,7 +412,16 @@ mod broadcast {
         };
         let update = PreparedMessage::binary(&[5; 600]);
         let deliveries: Vec<Delivery> = (0..6)
-            .map(|_| p.server.broadcast_prepared(&update, policy))
+            .map(|_| match vectored {
+                false => p.server.broadcast_prepared(&update, policy),
+                true => match p.server.broadcast_prepared_vectored(&update, policy) {
+                    Ok(transmit) => {
+                        assert_eq!(transmit.slices()[2].as_ptr(), update.data().as_ptr());
+                        Delivery::Sent
+                    }
+                    Err(delivery) => delivery,
+                },
+            })
             .collect();
         assert_eq!(
             deliveries,

@@ -303,6 +303,19 @@ impl Driver {
         self.conn.send_prepared_vectored(message)
     }
 
+    /// [`Connection::broadcast_prepared_vectored`], the bytes written
+    /// outside the driver, so the transport is flushed after them.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn broadcast_prepared_vectored<'a>(
+        &'a mut self,
+        message: &'a crate::PreparedMessage,
+        lagging: crate::Lagging,
+    ) -> Result<Transmit<'a>, crate::Delivery> {
+        let transmit = self.conn.broadcast_prepared_vectored(message, lagging)?;
+        self.unflushed = true;
+        Ok(transmit)
+    }
+
     /// The connection.
     pub fn connection(&self) -> &Connection {
         &self.conn

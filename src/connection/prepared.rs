@@ -344,23 +344,63 @@ impl Connection {
     /// assert_eq!(slow.broadcast_prepared(&update, policy), Delivery::NotOpen);
     /// ```
     pub fn broadcast_prepared(&mut self, message: &PreparedMessage, lagging: Lagging) -> Delivery {
-        if !self.is_open() {
-            return Delivery::NotOpen;
+        if let Err(delivery) = self.broadcast_admit(message, lagging) {
+            return delivery;
         }
         match self.send_prepared(message) {
-            Ok(()) => {
-                self.core.send.broadcast_skips = 0;
-                return Delivery::Sent;
-            }
-            Err(Error::Usage(
-                UsageError::SendBufferFull { .. } | UsageError::FragmentInProgress,
-            )) => {}
-            // Open, valid and not lagging: nothing else refuses a message.
-            Err(_) => return Delivery::NotOpen,
+            Ok(()) => Delivery::Sent,
+            // Admitted: open, not lagging, and a prepared message is valid.
+            Err(_) => Delivery::NotOpen,
         }
-        let skips = self.core.send.broadcast_skips.saturating_add(1);
-        self.core.send.broadcast_skips = skips;
-        match lagging {
+    }
+
+    /// Command and output at once, for a broadcast:
+    /// [`broadcast_prepared`](Self::broadcast_prepared) with a vectored
+    /// write, as [`send_prepared_vectored`](Self::send_prepared_vectored)
+    /// does it. `Ok` is [`Delivery::Sent`], with the bytes to write; `Err`
+    /// says what happened instead (nothing to write but what is queued).
+    ///
+    /// ```
+    /// use wsmachine::{Config, Connection, Lagging, PreparedMessage};
+    /// let snapshot = PreparedMessage::binary(&[7; 16 << 10]);
+    /// let mut conn = Connection::open_server(Config::default());
+    /// let transmit = conn.broadcast_prepared_vectored(&snapshot, Lagging::Skip).unwrap();
+    /// assert_eq!(transmit.slices()[2].as_ptr(), snapshot.data().as_ptr());
+    /// ```
+    pub fn broadcast_prepared_vectored<'a>(
+        &'a mut self,
+        message: &'a PreparedMessage,
+        lagging: Lagging,
+    ) -> Result<Transmit<'a>, Delivery> {
+        self.broadcast_admit(message, lagging)?;
+        self.send_prepared_vectored(message)
+            .map_err(|_| Delivery::NotOpen)
+    }
+
+    /// Whether the connection takes a broadcast `message` now: `Ok` if so
+    /// (its skips reset), else the [`Delivery`] of `lagging` applied to it
+    /// (or [`Delivery::NotOpen`]).
+    fn broadcast_admit(
+        &mut self,
+        message: &PreparedMessage,
+        lagging: Lagging,
+    ) -> Result<(), Delivery> {
+        if !self.is_open() {
+            return Err(Delivery::NotOpen);
+        }
+        let core = &mut self.core;
+        let lagging_behind = core.send.message.is_some()
+            || core
+                .tx
+                .check_room(message.data().len(), core.config.max_send_buffer)
+                .is_err();
+        if !lagging_behind {
+            core.send.broadcast_skips = 0;
+            return Ok(());
+        }
+        let skips = core.send.broadcast_skips.saturating_add(1);
+        core.send.broadcast_skips = skips;
+        Err(match lagging {
             Lagging::Close { after, code } if skips >= after.max(1) => {
                 match self.close(code, "lagging behind") {
                     Ok(()) => Delivery::Closed,
@@ -368,7 +408,7 @@ impl Connection {
                 }
             }
             _ => Delivery::Skipped(skips),
-        }
+        })
     }
 
     /// Broadcast messages skipped in a row for this connection

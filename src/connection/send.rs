@@ -13,7 +13,7 @@ use crate::utf8::{self, Utf8Validator};
 #[derive(Debug, Default)]
 pub(super) struct Sending {
     /// The kind of the fragmented message being sent, if any.
-    message: Option<MessageKind>,
+    pub(super) message: Option<MessageKind>,
     /// Its text so far, validated across fragments.
     utf8: Utf8Validator,
     /// It is compressed.

@@ -11,13 +11,14 @@
 //! to write.
 
 use std::future::poll_fn;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Wake, Waker, ready};
 
 use ::tokio::io::{AsyncRead, AsyncWrite};
 
 use super::io::Io;
-use super::{Data, Error, WebSocket};
+use super::{Data, Error, VECTORED_MIN, WebSocket};
 use crate::{
     BroadcastReport, CloseCode, Connection, Delivery, Event, Goal, Lagging, MessageKind,
     OwnedEvent, PreparedMessage, Step,
@@ -270,28 +271,47 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
     /// can right away, as far as the stream takes it without waiting. The
     /// rest goes out when the stream is writable again, written by whichever
     /// half polls next (the reader, waiting in `recv`, is woken for it).
+    /// From 8 KiB on, a server writes the prepared bytes where they lie
+    /// (vectored) when nothing is queued before them, and queues only what
+    /// the stream did not take.
     ///
     /// A write that fails wakes the reader, whose `recv` returns the error;
     /// the delivery says what the connection did with the message.
     pub fn broadcast_prepared(&self, message: &PreparedMessage, lagging: Lagging) -> Delivery {
         let shared = &*self.shared;
-        let mut delivery = Delivery::NotOpen;
-        if self
-            .queue(|conn| {
-                delivery = conn.broadcast_prepared(message, lagging);
-                Ok(())
-            })
-            .is_err()
-        {
-            return Delivery::NotOpen;
-        }
-        if matches!(delivery, Delivery::Sent | Delivery::Closed) {
-            let mut locked = lock(&shared.locked);
-            if let Poll::Ready(Err(_)) = locked.io.poll_flush(&shared.write_waker)
-                && let Some(reader) = locked.reader.take()
-            {
-                reader.wake();
+        let mut locked = lock(&shared.locked);
+        let Locked { io, reader } = &mut *locked;
+        let vectored = message.data().len() >= VECTORED_MIN
+            && io.stream.is_write_vectored()
+            && io.driver.connection().pending_transmit() == 0;
+        let delivery = if vectored {
+            match io.driver.broadcast_prepared_vectored(message, lagging) {
+                Ok(mut transmit) => {
+                    let mut cx = Context::from_waker(&shared.write_waker);
+                    while !transmit.is_empty() {
+                        let slices = transmit.io_slices();
+                        match Pin::new(&mut io.stream).poll_write_vectored(&mut cx, &slices) {
+                            Poll::Ready(Ok(n)) if n > 0 => transmit.advance(n),
+                            // Pending, or a failure that the flush below
+                            // meets again: the rest is queued as it drops.
+                            _ => break,
+                        }
+                    }
+                    Delivery::Sent
+                }
+                Err(delivery) => delivery,
             }
+        } else {
+            io.driver
+                .connection_mut()
+                .broadcast_prepared(message, lagging)
+        };
+        wake_if_deadline_moved(io, reader);
+        if matches!(delivery, Delivery::Sent | Delivery::Closed)
+            && let Poll::Ready(Err(_)) = io.poll_flush(&shared.write_waker)
+            && let Some(reader) = reader.take()
+        {
+            reader.wake();
         }
         delivery
     }
@@ -370,14 +390,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
         let mut locked = lock(&self.shared.locked);
         let Locked { io, reader } = &mut *locked;
         command(io.driver.connection_mut())?;
-        let moved = match (io.driver.deadline(), io.timer()) {
-            (Some(deadline), Some(timer)) => deadline < timer,
-            (Some(_), None) => true,
-            (None, _) => false,
-        };
-        if moved && let Some(waker) = reader.take() {
-            waker.wake();
-        }
+        wake_if_deadline_moved(io, reader);
         Ok(())
     }
 
@@ -385,6 +398,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
     /// commands batched before a [`flush`](Self::flush)).
     pub fn with_connection<R>(&self, f: impl FnOnce(&mut Connection) -> R) -> R {
         f(lock(&self.shared.locked).io.driver.connection_mut())
+    }
+}
+
+/// Wakes the reader, waiting in `recv`, when a command brought the
+/// connection's next deadline before the reader's timer (a close starts the
+/// close timeout): it sets its timer anew.
+fn wake_if_deadline_moved<S: AsyncRead + AsyncWrite + Unpin>(
+    io: &Io<S>,
+    reader: &mut Option<Waker>,
+) {
+    let moved = match (io.driver.deadline(), io.timer()) {
+        (Some(deadline), Some(timer)) => deadline < timer,
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    if moved && let Some(waker) = reader.take() {
+        waker.wake();
     }
 }
 
