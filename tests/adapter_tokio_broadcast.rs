@@ -326,3 +326,41 @@ async fn a_large_broadcast_over_tcp_reaches_a_fast_and_a_late_reader_intact() {
     .await
     .expect("bounded");
 }
+
+#[tokio::test]
+async fn one_broadcast_writes_to_every_connection_at_once_past_tokios_budget() {
+    timeout(LIMIT, async {
+        // 300 connections, more than tokio's budget of 128 operations per
+        // poll; no reader half polls, so only the broadcast itself writes.
+        let mut clients = Vec::new();
+        let mut writers = Vec::new();
+        for _ in 0..300 {
+            let (a, b) = tokio::io::duplex(PIPE);
+            let mut config = Config::default();
+            config.deflate = None;
+            let request = ClientRequest::new("ws://localhost/").unwrap();
+            let (client, server) = tokio::join!(
+                WebSocket::connect(a, &request, Config::default()),
+                WebSocket::accept(b, config)
+            );
+            let (_reader, writer) = server.unwrap().into_split();
+            clients.push(client.unwrap());
+            writers.push(writer);
+        }
+        let update = update(7);
+        let report = broadcast(&update, &writers, Lagging::Skip);
+        assert_eq!(report.sent, 300, "{report:?}");
+        // Written already: nothing is left queued on any connection.
+        for writer in &writers {
+            assert_eq!(writer.with_connection(|c| c.pending_transmit()), 0);
+        }
+        for client in &mut clients {
+            assert_eq!(
+                client.recv().await.unwrap(),
+                OwnedEvent::Text(message_text(&update))
+            );
+        }
+    })
+    .await
+    .expect("bounded");
+}
