@@ -50,30 +50,6 @@ static GLOBAL: Counting = Counting;
 
 const CONNECTIONS: usize = 10_000;
 
-/// Distinct JSON messages of about 1 KiB each, as a ticker's updates are:
-/// a connection that compresses with context gains from what the last ones
-/// share, not from a repeat of the same bytes.
-fn messages(n: usize) -> Vec<String> {
-    let items = json_corpus::corpus(64 * n);
-    let mut items = items.iter();
-    (0..n)
-        .map(|_| {
-            let mut text = String::from("[");
-            for item in items.by_ref() {
-                if text.len() > 1 {
-                    text.push(',');
-                }
-                text.push_str(item);
-                if text.len() > 900 {
-                    break;
-                }
-            }
-            text.push(']');
-            text
-        })
-        .collect()
-}
-
 fn connections(deflate: bool) -> Vec<Connection> {
     let config = Config::default(); // clones share the default pool
     (0..CONNECTIONS)
@@ -137,7 +113,7 @@ fn broadcast(
 }
 
 fn bench(c: &mut Criterion) {
-    let texts = messages(32);
+    let texts = json_corpus::updates(32);
     let mean = texts.iter().map(String::len).sum::<usize>() / texts.len();
     let mut group = c.benchmark_group(format!("broadcast_{mean}B_json_to_10000"));
     group.sample_size(20);

@@ -54,6 +54,32 @@ pub fn chat(n: usize) -> Vec<String> {
         .collect()
 }
 
+/// `n` distinct JSON arrays of about 1 KiB (events of [`corpus`], joined
+/// until past 900 bytes), as a ticker's or a game's broadcast updates are:
+/// a connection that compresses with context gains from what the last ones
+/// share, not from a repeat of the same bytes.
+#[allow(dead_code)]
+pub fn updates(n: usize) -> Vec<String> {
+    let items = corpus(64 * n);
+    let mut items = items.iter();
+    (0..n)
+        .map(|_| {
+            let mut text = String::from("[");
+            for item in items.by_ref() {
+                if text.len() > 1 {
+                    text.push(',');
+                }
+                text.push_str(item);
+                if text.len() > 900 {
+                    break;
+                }
+            }
+            text.push(']');
+            text
+        })
+        .collect()
+}
+
 /// A deterministic xorshift64 generator from `seed` (not zero).
 fn xorshift(mut x: u64) -> impl FnMut() -> u64 {
     move || {

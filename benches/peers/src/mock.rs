@@ -25,6 +25,9 @@ pub struct Sink {
     pub written: u64,
     /// Write calls.
     pub writes: u64,
+    /// Where a copy of every byte written goes too, if set: a check's view of
+    /// a sink that a connection holds.
+    pub tap: Option<std::sync::Arc<std::sync::Mutex<Vec<u8>>>>,
 }
 
 impl Sink {
@@ -52,6 +55,14 @@ impl Sink {
         for b in bufs {
             self.buf.extend_from_slice(b);
             n += b.len();
+        }
+        if let Some(tap) = &self.tap {
+            let mut tap = tap
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for b in bufs {
+                tap.extend_from_slice(b);
+            }
         }
         self.written += n as u64;
         self.writes += 1;

@@ -21,7 +21,7 @@ use serde_json::{Map, Value, json};
 use wsmachine_peers::mock::{MockStream, Sink, block_on};
 use wsmachine_peers::payload::{multilingual, stamp};
 use wsmachine_peers::wire::{self, Keys, OP_BINARY, OP_TEXT};
-use wsmachine_peers::{LIBRARIES, READ_CHUNK, format_value};
+use wsmachine_peers::{LIBRARIES, READ_CHUNK, cpu_model, format_value, median, time_rotating};
 
 // ----- a counting allocator, for the idle-heap rows -----
 
@@ -775,50 +775,6 @@ fn idle_heap(lib: &str, echoes: usize) -> Result<(i64, i64), String> {
 
 // ----- timing -----
 
-/// Seconds per pass of each library (in `libs` order), one sample per run.
-/// Each sample repeats the pass to last at least `TARGET` (calibrated per
-/// library); the libraries take turns, in an order that rotates every run.
-fn time_rotating(libs: &[&'static str], runs: usize, mut pass: impl FnMut(&str)) -> Vec<Vec<f64>> {
-    const TARGET: Duration = Duration::from_millis(100);
-    let reps: Vec<u32> = libs
-        .iter()
-        .map(|lib| {
-            let start = Instant::now();
-            pass(lib);
-            let once = start.elapsed().max(Duration::from_micros(1));
-            (TARGET.as_secs_f64() / once.as_secs_f64())
-                .ceil()
-                .clamp(1.0, 10_000.0) as u32
-        })
-        .collect();
-    let mut samples = vec![Vec::with_capacity(runs); libs.len()];
-    for run in 0..runs {
-        for turn in 0..libs.len() {
-            let i = (run + turn) % libs.len();
-            // One pass untimed first: the caches and the allocator's state
-            // are this library's, not what the library before it left.
-            pass(libs[i]);
-            let start = Instant::now();
-            for _ in 0..reps[i] {
-                pass(libs[i]);
-            }
-            samples[i].push(start.elapsed().as_secs_f64() / f64::from(reps[i]));
-        }
-    }
-    samples
-}
-
-fn median(samples: &[f64]) -> f64 {
-    let mut sorted = samples.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let n = sorted.len();
-    if n % 2 == 1 {
-        sorted[n / 2]
-    } else {
-        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
-    }
-}
-
 /// One row of results.
 struct Row {
     id: &'static str,
@@ -959,18 +915,6 @@ fn markdown(rows: &[Row]) -> String {
         out.push_str(&format!(" {:.2}×{note} |\n", ratio(row)));
     }
     out
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into())
 }
 
 /// The UTC date and time, ISO 8601, from the system clock.
