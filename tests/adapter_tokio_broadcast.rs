@@ -299,6 +299,11 @@ async fn a_large_broadcast_over_tcp_reaches_a_fast_and_a_late_reader_intact() {
         // keeps the rest queued, and skips what finds it past the mark.
         let mut sent_late = vec![Vec::new(); 2];
         for (k, snapshot) in snapshots.iter().enumerate() {
+            // The fast reader drains what it was sent before the next
+            // (8 MiB against the 4 MiB mark: one byte left would skip it).
+            while writers[0].with_connection(|c| c.pending_transmit()) > 0 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
             let message = PreparedMessage::binary(snapshot);
             assert_eq!(
                 writers[0].broadcast_prepared(&message, Lagging::Skip),
@@ -360,6 +365,57 @@ async fn one_broadcast_writes_to_every_connection_at_once_past_tokios_budget() {
                 OwnedEvent::Text(message_text(&update))
             );
         }
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
+async fn a_broadcast_first_writes_what_is_queued_when_no_reader_polls() {
+    timeout(LIMIT, async {
+        let (a, b) = tokio::io::duplex(1024);
+        let mut config = Config::default();
+        config.deflate = None;
+        config.max_send_buffer = MARK;
+        let request = ClientRequest::new("ws://localhost/").unwrap();
+        let (client, server) = tokio::join!(
+            WebSocket::connect(a, &request, Config::default()),
+            WebSocket::accept(b, config)
+        );
+        let mut client = client.unwrap();
+        // No reader half polls: only broadcasts write.
+        let (_reader, writer) = server.unwrap().into_split();
+        let mut sent = Vec::new();
+        for i in 0..100 {
+            match writer.broadcast_prepared(&update(i), Lagging::Skip) {
+                Delivery::Sent => sent.push(i),
+                Delivery::Skipped(_) => break,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(sent.len() < 100, "the pipe and the mark filled");
+        // The client takes one message: the pipe has room again. The next
+        // broadcast writes what was queued into it first, and so has room.
+        assert_eq!(
+            client.recv().await.unwrap(),
+            OwnedEvent::Text(message_text(&update(0)))
+        );
+        let next = 1000;
+        assert_eq!(
+            writer.broadcast_prepared(&update(next), Lagging::Skip),
+            Delivery::Sent
+        );
+        sent.push(next);
+        // The rest, in order, with nothing skipped between: a flush writes it.
+        let mut writer = writer;
+        let flushing = tokio::spawn(async move { writer.flush().await });
+        for &i in &sent[1..] {
+            assert_eq!(
+                client.recv().await.unwrap(),
+                OwnedEvent::Text(message_text(&update(i)))
+            );
+        }
+        flushing.await.unwrap().unwrap();
     })
     .await
     .expect("bounded");

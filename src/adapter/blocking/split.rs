@@ -494,9 +494,6 @@ impl<S: Write> WriteHalf<S> {
         self.send(Data::Binary(data))
     }
 
-    /// A large message goes out with a vectored write straight from `data`
-    /// (the frame header and what was queued before it are copied out of
-    /// the connection), without the connection's lock.
     /// Sends a [`PreparedMessage`](crate::PreparedMessage), copied into the
     /// connection (compressed where its agreement allows it, once for every
     /// connection that sends it).
@@ -504,6 +501,9 @@ impl<S: Write> WriteHalf<S> {
         self.send(Data::Prepared(message))
     }
 
+    /// A large message goes out with a vectored write straight from `data`
+    /// (the frame header and what was queued before it are copied out of
+    /// the connection), without the connection's lock.
     fn send(&mut self, data: Data<'_>) -> Result<(), Error> {
         // A prepared message may go out compressed: its payload is not the
         // bytes written below, so it is copied.

@@ -288,6 +288,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
         let shared = &*self.shared;
         let mut locked = lock(&shared.locked);
         let Locked { io, reader } = &mut *locked;
+        // What is still queued goes first, as far as the stream takes it:
+        // a connection whose reader is not polling now is judged by what
+        // its stream could not take, not by what nobody tried to write.
+        if let Poll::Ready(Err(_)) = io.poll_flush(&shared.write_waker)
+            && let Some(reader) = reader.take()
+        {
+            reader.wake();
+        }
         let vectored = message.data().len() >= VECTORED_MIN
             && io.stream.is_write_vectored()
             && io.driver.connection().pending_transmit() == 0;
@@ -430,6 +438,11 @@ fn wake_if_deadline_moved<S: AsyncRead + AsyncWrite + Unpin>(
 /// each), and counts what happened. It never waits: no connection holds up
 /// another, nor the caller; each writes what its stream takes at once, and
 /// the rest when the stream is writable again.
+///
+/// It waits only for each connection's lock, which a reader half holds for
+/// the few instructions of one poll. So never call it from inside a
+/// [`ReadHalf::recv_with`] closure of a connection in `halves`: that lock
+/// is held there, and is not reentrant.
 ///
 /// The writes are not counted against tokio's cooperative budget, which
 /// makes a task's I/O return `Pending` after 128 operations in one poll: a
