@@ -21,11 +21,13 @@
 //! cargo run --example chat --features tokio -- 127.0.0.1:8081 --redis redis://127.0.0.1:6379
 //! ```
 //!
-//! A message is framed once for the whole room ([`PreparedMessage`]) and
-//! broadcast to the connections' writer halves without waiting on any of
-//! them ([`broadcast`]): a browser 64 messages behind is closed with 1013
-//! (try again later), and its page reconnects. Ctrl-C closes every
-//! connection with 1001 (going away) and says who left.
+//! A message is framed and compressed once for the whole room
+//! ([`PreparedMessage::compressed`]) and broadcast to the connections'
+//! writer halves without waiting on any of them ([`broadcast`]): a browser
+//! with 64 KiB waiting to be written is skipped, and after 64 skips in a row
+//! closed with 1013 (try again later); its page reconnects. Ctrl-C closes
+//! every connection with 1001 (going away) and says who left. A browser has
+//! 10 s to send its request, and then its name.
 //!
 //! The request is read once: a plain GET gets the page, an upgrade request
 //! goes to a server connection together with the bytes already read, so
@@ -42,10 +44,14 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
-use wsmachine::adapter::tokio::{WebSocket, WriteHalf, broadcast};
+use wsmachine::adapter::{
+    self,
+    tokio::{ReadHalf, WebSocket, WriteHalf, broadcast},
+};
+use wsmachine::deflate::{Compressor, DeflateConfig};
 use wsmachine::frame::Status;
 use wsmachine::handshake::{self, Accept, HandshakeError, Reject};
-use wsmachine::{CloseCode, Config, Connection, Lagging, OwnedEvent, PreparedMessage};
+use wsmachine::{CloseCode, Config, Connection, Lagging, MessageKind, OwnedEvent, PreparedMessage};
 
 const PAGE: &str = include_str!("index.html");
 const MAX_REQUEST: usize = 16 << 10;
@@ -59,7 +65,12 @@ const HISTORY: usize = 50;
 const CHANNEL: &str = "wsmachine-chat:room";
 const ONLINE: &str = "wsmachine-chat:online";
 const RECENT: &str = "wsmachine-chat:history";
-/// A browser this many messages behind is closed.
+/// How much may wait to be written to one browser: past it, a broadcast
+/// skips the browser, and after `LAGGING`'s 64 skips in a row closes it.
+const SEND_BUFFER: usize = 64 << 10;
+/// How long a browser has to send its request, and then its name.
+const TIMEOUT: Duration = Duration::from_secs(10);
+/// A browser that skipped this many messages in a row is closed.
 const LAGGING: Lagging = Lagging::Close {
     after: 64,
     code: CloseCode::TRY_AGAIN_LATER,
@@ -106,10 +117,21 @@ async fn main() -> Fallible<()> {
     println!("chat: open http://{local}/ in two browser windows (the room: {via})");
 
     let mut connections = JoinSet::new();
+    let shutdown = tokio::signal::ctrl_c();
+    tokio::pin!(shutdown);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _) = accepted?;
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    // Out of file descriptors, say: the connections being
+                    // served go on, and accepting resumes in a moment.
+                    Err(e) => {
+                        eprintln!("chat: accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
                 let room = room.clone();
                 connections.spawn(async move {
                     if let Err(e) = handle(stream, room, local.port()).await {
@@ -118,19 +140,18 @@ async fn main() -> Fallible<()> {
                 });
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            _ = tokio::signal::ctrl_c() => break,
+            _ = &mut shutdown => break,
         }
     }
-    // Going away: every browser is told, and each reader says who left.
+    // Going away: every browser is told at once (the close queued on each,
+    // then all flushed together, bounded), and each reader says who left.
     println!("chat: shutting down");
-    let writers: Vec<_> = room.peers.lock().unwrap().drain().collect();
-    for (_, mut writer) in writers {
-        let _ = tokio::time::timeout(
-            Duration::from_secs(1),
-            writer.close(CloseCode::GOING_AWAY, "server shutting down"),
-        )
-        .await;
+    let mut writers: Vec<_> = room.peers.lock().unwrap().drain().map(|(_, w)| w).collect();
+    for writer in &writers {
+        let _ = writer.with_connection(|c| c.close(CloseCode::GOING_AWAY, "server shutting down"));
     }
+    let flushes = futures_util::future::join_all(writers.iter_mut().map(|w| w.flush()));
+    let _ = tokio::time::timeout(Duration::from_secs(1), flushes).await;
     let _ = tokio::time::timeout(Duration::from_secs(3), connections.join_all()).await;
     Ok(())
 }
@@ -140,6 +161,10 @@ struct Room {
     peers: Mutex<HashMap<u64, WriteHalf<TcpStream>>>,
     next: AtomicU64,
     backplane: Backplane,
+    /// Compresses each event once, without context, for every connection
+    /// that agreed permessage-deflate (every browser): the connections send
+    /// these bytes as they are (`PreparedMessage::compressed`).
+    compressor: Mutex<Compressor>,
 }
 
 enum Backplane {
@@ -165,13 +190,18 @@ impl Room {
             peers: Mutex::default(),
             next: AtomicU64::new(0),
             backplane,
+            // The connections' level, and the 15-bit window a browser's
+            // offer agrees.
+            compressor: Mutex::new(Compressor::new(DeflateConfig::default().level, 15, true)),
         }
     }
 
-    /// Sends one event to every browser of this process: framed once, and
-    /// never waiting on a slow one.
+    /// Sends one event to every browser of this process: framed and
+    /// compressed once, and never waiting on a slow one.
     fn deliver(&self, event: &str) {
-        let message = PreparedMessage::text(event);
+        let compressor = &mut *self.compressor.lock().unwrap();
+        let message = PreparedMessage::compressed(MessageKind::Text, event.as_bytes(), compressor)
+            .unwrap_or_else(|_| PreparedMessage::text(event));
         let report = broadcast(&message, self.peers.lock().unwrap().values(), LAGGING);
         if report.closed > 0 {
             eprintln!("chat: closed {} lagging connections", report.closed);
@@ -272,25 +302,35 @@ fn clean_name(raw: &str) -> String {
 }
 
 async fn handle(mut stream: TcpStream, room: Arc<Room>, port: u16) -> Fallible<()> {
-    // Read the request head, bounded.
+    // Read the request head, bounded in size and time.
     let mut head = Vec::with_capacity(1024);
-    let upgrade = loop {
-        let mut chunk = [0; 1024];
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        head.extend_from_slice(&chunk[..n]);
-        match handshake::parse_request(&head, MAX_REQUEST, 64) {
-            Ok(Status::Complete(_)) => break true,
-            Ok(Status::Partial { .. }) => continue,
-            // Not an upgrade: plain HTTP.
-            Err(HandshakeError::MissingUpgrade | HandshakeError::MissingConnectionUpgrade) => {
-                break false;
+    let reading = tokio::time::timeout(TIMEOUT, async {
+        loop {
+            let mut chunk = [0; 1024];
+            let n = match stream.read(&mut chunk).await {
+                Ok(n) => n,
+                Err(e) => break Err(e),
+            };
+            if n == 0 {
+                break Ok(None);
             }
-            // Anything else: let the server connection answer it (400, 426, 431 ...).
-            Err(_) => break true,
+            head.extend_from_slice(&chunk[..n]);
+            match handshake::parse_request(&head, MAX_REQUEST, 64) {
+                Ok(Status::Complete(_)) => break Ok(Some(true)),
+                Ok(Status::Partial { .. }) => continue,
+                // Not an upgrade: plain HTTP.
+                Err(HandshakeError::MissingUpgrade | HandshakeError::MissingConnectionUpgrade) => {
+                    break Ok(Some(false));
+                }
+                // Anything else: let the server connection answer it (400, 426, 431 ...).
+                Err(_) => break Ok::<_, std::io::Error>(Some(true)),
+            }
         }
+    });
+    let upgrade = match reading.await {
+        Ok(Ok(Some(upgrade))) => upgrade,
+        Ok(Ok(None)) | Err(_) => return Ok(()),
+        Ok(Err(e)) => return Err(e.into()),
     };
     if !upgrade {
         // The page, with or without a query (`/?name=ann` joins as ann).
@@ -316,6 +356,7 @@ async fn handle(mut stream: TcpStream, room: Arc<Room>, port: u16) -> Fallible<(
     stream.set_nodelay(true)?;
     let mut config = Config::default();
     config.max_message_size = MAX_MESSAGE;
+    config.max_send_buffer = SEND_BUFFER;
     let mut conn = Connection::server(config);
     conn.handle_read(&head);
     let mut ws = WebSocket::from_connection(stream, conn);
@@ -347,22 +388,29 @@ async fn handle(mut stream: TcpStream, room: Arc<Room>, port: u16) -> Fallible<(
             _ => {}
         }
     }
-    // The first message is the browser's name.
-    let name = loop {
-        match ws.recv().await? {
-            OwnedEvent::Text(name) => break clean_name(&name),
-            OwnedEvent::Closed(_) => {
-                ws.close_transport().await?;
-                return Ok(());
+    // The first message is the browser's name, in time.
+    let named = tokio::time::timeout(TIMEOUT, async {
+        loop {
+            match ws.recv().await? {
+                OwnedEvent::Text(name) => return Ok::<_, adapter::Error>(Some(clean_name(&name))),
+                OwnedEvent::Closed(_) => return Ok(None),
+                _ => {}
             }
-            _ => {}
+        }
+    });
+    let name = match named.await {
+        Ok(Ok(Some(name))) => name,
+        Ok(Ok(None)) => {
+            ws.close_transport().await?;
+            return Ok(());
+        }
+        Ok(Err(e)) => return Err(e.into()),
+        Err(_) => {
+            ws.close(CloseCode::POLICY_VIOLATION, "no name in time")
+                .await?;
+            return Ok(());
         }
     };
-    let online = room.presence(&name, 1).await?;
-    let welcome = json!({
-        "type": "welcome", "name": name, "online": online, "recent": room.recent().await?,
-    });
-    ws.send_text(&welcome.to_string()).await?;
 
     // Split halves: this task reads what the browser says; the writer half
     // joins the room, where broadcasts queue on it and write what the
@@ -371,30 +419,65 @@ async fn handle(mut stream: TcpStream, room: Arc<Room>, port: u16) -> Fallible<(
     // stream has room.
     let (mut reader, writer) = ws.into_split();
     let id = room.next.fetch_add(1, Ordering::Relaxed);
-    room.peers.lock().unwrap().insert(id, writer);
-    let joined = json!({"type": "join", "name": name, "online": online, "at": now_ms()});
-    room.publish(joined.to_string(), false).await?;
-
-    let read = loop {
-        match reader.recv().await {
-            Ok(OwnedEvent::Text(text)) => {
-                let said = json!({"type": "message", "name": name, "text": text, "at": now_ms()});
-                room.publish(said.to_string(), true).await?;
-            }
-            Ok(OwnedEvent::Closed(_)) => break Ok(()),
-            Ok(_) => {}
-            Err(e) => break Err(e),
-        }
-    };
+    let online = room.presence(&name, 1).await?;
+    // Whatever ends the session, the browser leaves the room: its writer
+    // half out, its count down, and the others told if they were told it
+    // joined.
+    let mut announced = false;
+    let session = session(
+        &room,
+        &name,
+        id,
+        &online,
+        &mut reader,
+        writer,
+        &mut announced,
+    )
+    .await;
     let writer = room.peers.lock().unwrap().remove(&id);
     let online = room.presence(&name, -1).await?;
-    let left = json!({"type": "leave", "name": name, "online": online, "at": now_ms()});
-    room.publish(left.to_string(), false).await?;
-    read?;
+    if announced {
+        let left = json!({"type": "leave", "name": name, "online": online, "at": now_ms()});
+        room.publish(left.to_string(), false).await?;
+    }
+    session?;
     match writer {
         // Whole again, the server ends its transport first (RFC 6455 §7.1.1).
         Some(writer) => reader.reunite(writer)?.close_transport().await?,
+        // Taken by the shutdown, which closed the connection.
         None => reader.close_transport().await?,
     }
     Ok(())
+}
+
+/// A browser in the room, named and counted: welcomed (who is online, the
+/// recent messages), its writer half put in the room, announced, then
+/// everything it says published, until its connection closes.
+async fn session(
+    room: &Room,
+    name: &str,
+    id: u64,
+    online: &[String],
+    reader: &mut ReadHalf<TcpStream>,
+    mut writer: WriteHalf<TcpStream>,
+    announced: &mut bool,
+) -> Fallible<()> {
+    let welcome = json!({
+        "type": "welcome", "name": name, "online": online, "recent": room.recent().await?,
+    });
+    writer.send_text(&welcome.to_string()).await?;
+    room.peers.lock().unwrap().insert(id, writer);
+    let joined = json!({"type": "join", "name": name, "online": online, "at": now_ms()});
+    room.publish(joined.to_string(), false).await?;
+    *announced = true;
+    loop {
+        match reader.recv().await? {
+            OwnedEvent::Text(text) => {
+                let said = json!({"type": "message", "name": name, "text": text, "at": now_ms()});
+                room.publish(said.to_string(), true).await?;
+            }
+            OwnedEvent::Closed(_) => return Ok(()),
+            _ => {}
+        }
+    }
 }
