@@ -24,8 +24,9 @@
 //!   with permessage-deflate, each connection compresses it (its default:
 //!   level 6, context takeover).
 //!
-//! Every connection writes into a sink of its own, as a socket copies into
-//! the kernel. Each library's output is checked first, for three
+//! Every connection writes into a sink of its own, which copies, as a socket
+//! copies into the kernel (`--no-copy`: it only counts, leaving the copy
+//! out). Each library's output is checked first, for three
 //! connections and three messages: every frame decodes to the message
 //! (inflated, where compressed), or the run stops with exit code 2. Cases
 //! take turns in an order that rotates every run; the figure is the median.
@@ -89,11 +90,12 @@ static GLOBAL: Counting = Counting;
 
 /// Sinks that live as long as the process, so that the streams over them
 /// can be kept in a room.
-fn sinks(n: usize, taps: Option<&[Tap]>) -> Vec<&'static mut Sink> {
+fn sinks(n: usize, taps: Option<&[Tap]>, discard: bool) -> Vec<&'static mut Sink> {
     (0..n)
         .map(|i| {
             &mut *Box::leak(Box::new(Sink {
                 tap: taps.map(|t| t[i].clone()),
+                discard,
                 ..Sink::default()
             }))
         })
@@ -493,7 +495,7 @@ fn frames(mut wire: &[u8]) -> Result<Vec<(bool, Vec<u8>)>, String> {
 /// are compressed (context takeover, or none: both inflate so).
 fn check(case: &Case, texts: &[String]) -> Result<(), String> {
     let taps: Vec<Tap> = (0..3).map(|_| Tap::default()).collect();
-    let mut room = room(case.id, sinks(3, Some(&taps)));
+    let mut room = room(case.id, sinks(3, Some(&taps), false));
     for text in &texts[..3] {
         room.broadcast(text);
     }
@@ -535,6 +537,7 @@ struct Args {
     runs: usize,
     conns: usize,
     only: Option<String>,
+    no_copy: bool,
 }
 
 fn parse_args() -> Args {
@@ -542,6 +545,7 @@ fn parse_args() -> Args {
         runs: 7,
         conns: 10_000,
         only: None,
+        no_copy: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -555,9 +559,11 @@ fn parse_args() -> Args {
             "--runs" => args.runs = number("--runs"),
             "--conns" => args.conns = number("--conns"),
             "--only" => args.only = Some(it.next().expect("--only takes a text")),
+            "--no-copy" => args.no_copy = true,
             "-h" | "--help" => {
                 println!(
-                    "broadcast [--runs N (default 7)] [--conns N (default 10000)] [--only TEXT]"
+                    "broadcast [--runs N (default 7)] [--conns N (default 10000)] [--only TEXT] [--no-copy]\n\
+                     --no-copy: the sinks count what is written without copying it"
                 );
                 std::process::exit(0);
             }
@@ -585,14 +591,19 @@ fn main() {
         }
     }
     println!(
-        "broadcast of a {mean} B JSON message (32 distinct ones in turn) to {} connections; {}; {} runs\n",
+        "broadcast of a {mean} B JSON message (32 distinct ones in turn) to {} connections{}; {}; {} runs\n",
         args.conns,
+        if args.no_copy {
+            ", the sinks not copying"
+        } else {
+            ""
+        },
         cpu_model(),
         args.runs
     );
     let mut rooms: Vec<Box<dyn Room>> = cases
         .iter()
-        .map(|case| room(case.id, sinks(args.conns, None)))
+        .map(|case| room(case.id, sinks(args.conns, None, args.no_copy)))
         .collect();
     let mut next = 0;
     // Warm: buffers, pooled states and kept windows at their size.

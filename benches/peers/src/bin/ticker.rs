@@ -11,8 +11,8 @@
 //! server's CPU time over the client's measuring window.
 //!
 //! Each update is a JSON message of about 1 KiB (the corpus of the in-memory
-//! broadcast bench) stamped with the wall clock in nanoseconds just before
-//! the server hands it to its library; the client reads the stamp on arrival.
+//! broadcast bench) stamped with the wall clock, in nanoseconds, of the time
+//! its tick was due (a ticker task kept waiting counts as late); the client reads the stamp on arrival.
 //! The delivery latency of an update to a subscriber is therefore everything
 //! between the two: the broadcast to every connection before it, the
 //! writes, the kernel, and the client's reads.
@@ -65,13 +65,9 @@ impl Updates {
         Self { bodies, seq: 0 }
     }
 
-    fn next(&mut self) -> String {
+    fn next(&mut self, stamp: u64) -> String {
         let body = &self.bodies[self.seq as usize % self.bodies.len()];
-        let text = format!(
-            r#"{{"seq":{},"ts":{},"events":[{body}]}}"#,
-            self.seq,
-            now_ns()
-        );
+        let text = format!(r#"{{"seq":{},"ts":{stamp},"events":[{body}]}}"#, self.seq);
         self.seq += 1;
         text
     }
@@ -92,8 +88,11 @@ async fn ticks(rate: u32, mut send: impl FnMut(String)) {
     let mut interval = tokio::time::interval(Duration::from_secs(1) / rate);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        interval.tick().await;
-        send(updates.next());
+        // Stamped with the time the tick was due, so that a ticker task
+        // kept waiting behind the connections' tasks counts as late.
+        let due = interval.tick().await;
+        let waited = tokio::time::Instant::now().saturating_duration_since(due);
+        send(updates.next(now_ns().saturating_sub(waited.as_nanos() as u64)));
     }
 }
 
@@ -113,6 +112,8 @@ async fn serve_wsmachine(listener: TcpListener, rate: u32) -> Result<(), BoxErro
     }
     let mut config = Config::default();
     config.deflate = None;
+    // As the peers' servers run: no pings of its own.
+    config.keepalive_interval = None;
     loop {
         let (stream, _) = listener.accept().await?;
         stream.set_nodelay(true)?;
