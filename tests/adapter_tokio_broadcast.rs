@@ -41,21 +41,35 @@ async fn room(
     let mut writers = Vec::new();
     let mut readers = Vec::new();
     for _ in 0..n {
-        let (a, b) = tokio::io::duplex(PIPE);
-        let mut config = Config::default();
-        config.deflate = None;
-        config.max_send_buffer = MARK;
-        let request = ClientRequest::new("ws://localhost/").unwrap();
-        let (client, server) = tokio::join!(
-            WebSocket::connect(a, &request, Config::default()),
-            WebSocket::accept(b, config)
-        );
-        let (reader, writer) = server.unwrap().into_split();
-        clients.push(client.unwrap());
+        let (client, reader, writer) = split_pair(PIPE, MARK).await;
+        clients.push(client);
         writers.push(writer);
         readers.push(tokio::spawn(read_until_closed(reader)));
     }
     (clients, writers, readers)
+}
+
+/// A client and a server over a pipe of `pipe` bytes each way, the server
+/// without compression, with `mark` as its send buffer mark, and split.
+async fn split_pair(
+    pipe: usize,
+    mark: usize,
+) -> (
+    WebSocket<DuplexStream>,
+    ReadHalf<DuplexStream>,
+    WriteHalf<DuplexStream>,
+) {
+    let (a, b) = tokio::io::duplex(pipe);
+    let mut config = Config::default();
+    config.deflate = None;
+    config.max_send_buffer = mark;
+    let request = ClientRequest::new("ws://localhost/").unwrap();
+    let (client, server) = tokio::join!(
+        WebSocket::connect(a, &request, Config::default()),
+        WebSocket::accept(b, config)
+    );
+    let (reader, writer) = server.unwrap().into_split();
+    (client.unwrap(), reader, writer)
 }
 
 /// What a chat server's reader does: reads until the connection ends,
@@ -340,16 +354,9 @@ async fn one_broadcast_writes_to_every_connection_at_once_past_tokios_budget() {
         let mut clients = Vec::new();
         let mut writers = Vec::new();
         for _ in 0..300 {
-            let (a, b) = tokio::io::duplex(PIPE);
-            let mut config = Config::default();
-            config.deflate = None;
-            let request = ClientRequest::new("ws://localhost/").unwrap();
-            let (client, server) = tokio::join!(
-                WebSocket::connect(a, &request, Config::default()),
-                WebSocket::accept(b, config)
-            );
-            let (_reader, writer) = server.unwrap().into_split();
-            clients.push(client.unwrap());
+            let (client, _reader, writer) =
+                split_pair(PIPE, Config::default().max_send_buffer).await;
+            clients.push(client);
             writers.push(writer);
         }
         let update = update(7);
@@ -373,18 +380,8 @@ async fn one_broadcast_writes_to_every_connection_at_once_past_tokios_budget() {
 #[tokio::test]
 async fn a_broadcast_first_writes_what_is_queued_when_no_reader_polls() {
     timeout(LIMIT, async {
-        let (a, b) = tokio::io::duplex(1024);
-        let mut config = Config::default();
-        config.deflate = None;
-        config.max_send_buffer = MARK;
-        let request = ClientRequest::new("ws://localhost/").unwrap();
-        let (client, server) = tokio::join!(
-            WebSocket::connect(a, &request, Config::default()),
-            WebSocket::accept(b, config)
-        );
-        let mut client = client.unwrap();
         // No reader half polls: only broadcasts write.
-        let (_reader, writer) = server.unwrap().into_split();
+        let (mut client, _reader, writer) = split_pair(1024, MARK).await;
         let mut sent = Vec::new();
         for i in 0..100 {
             match writer.broadcast_prepared(&update(i), Lagging::Skip) {
